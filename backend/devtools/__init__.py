@@ -1,0 +1,1 @@
+"""Developer tooling: local Firestore emulator / Postgres helpers and the `make run` entry point."""

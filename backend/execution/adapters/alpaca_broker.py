@@ -1,0 +1,190 @@
+"""Alpaca through alpaca-py's ``TradingClient``, made safe for an order gateway.
+
+alpaca-py sets no request timeout, retries 429/504 (POST included) and shares one
+``requests.Session`` per client. Here every call is bounded, automatic retries are off (a
+retried POST whose first attempt succeeded would come back as a duplicate, or worse), and each
+thread gets its own client. Orders are sent as raw JSON with decimal strings: alpaca-py's request
+models would turn quantities into floats.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+
+from backend.execution.decisions import BrokerOrder
+from backend.execution.errors import (
+    BrokerRejected,
+    BrokerUnavailable,
+    DuplicateClientOrderId,
+)
+from backend.execution.intent import OrderIntent
+from backend.execution.settings import LIVE_HOST, PAPER_HOST
+
+_DUPLICATE_MESSAGE = "client_order_id must be unique"
+
+
+class _BoundedSession(requests.Session):
+    """A session whose every request carries a connect and read timeout."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        self._timeout = (timeout_s, timeout_s)
+
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+class AlpacaBroker:
+    simulated = False
+
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        base_url: str = PAPER_HOST,
+        *,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._api_key = api_key
+        self._secret_key = secret_key
+        self.base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+
+    def submit(self, intent: OrderIntent) -> BrokerOrder:
+        try:
+            raw = self._client().post("/orders", order_payload(intent))
+        except APIError as exc:
+            raise _translate(exc, "submitting the order") from None
+        except requests.exceptions.ConnectTimeout as exc:
+            # No connection was made, so the order cannot have been sent.
+            raise BrokerUnavailable(f"connect timeout: {exc}", outcome_unknown=False) from None
+        except requests.exceptions.Timeout as exc:
+            raise BrokerUnavailable(
+                f"no answer within {self._timeout_s:g}s; the order may exist", outcome_unknown=True
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise BrokerUnavailable(
+                f"{type(exc).__name__} while submitting; the order may exist", outcome_unknown=True
+            ) from exc
+        return to_broker_order(_as_dict(raw))
+
+    def find_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None:
+        try:
+            raw = self._client().get(
+                "/orders:by_client_order_id", {"client_order_id": client_order_id}
+            )
+        except APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise BrokerUnavailable(
+                f"order lookup failed: {_describe(exc)}", outcome_unknown=False
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise BrokerUnavailable(
+                f"order lookup failed: {type(exc).__name__}", outcome_unknown=False
+            ) from exc
+        return to_broker_order(_as_dict(raw))
+
+    def _client(self) -> TradingClient:
+        client: TradingClient | None = getattr(self._local, "client", None)
+        if client is None:
+            client = TradingClient(
+                self._api_key,
+                self._secret_key,
+                paper=self.base_url != LIVE_HOST,
+                url_override=self.base_url,
+            )
+            # alpaca-py exposes no switch for these; the attributes are its retry loop's inputs.
+            client._retry = 0
+            client._retry_codes = []
+            client._session = _BoundedSession(self._timeout_s)
+            self._local.client = client
+        return client
+
+
+def order_payload(intent: OrderIntent) -> dict[str, Any]:
+    """The single serialisation boundary towards Alpaca: decimals as exact strings."""
+    body: dict[str, Any] = {
+        "symbol": intent.symbol,
+        "qty": format(intent.qty, "f"),
+        "side": intent.side.value,
+        "type": intent.order_type.value,
+        "time_in_force": intent.time_in_force.value,
+        "client_order_id": intent.client_intent_id,
+    }
+    if intent.limit_price is not None:
+        body["limit_price"] = format(intent.limit_price, "f")
+    if intent.stop_price is not None:
+        body["stop_price"] = format(intent.stop_price, "f")
+    return body
+
+
+def to_broker_order(raw: dict[str, Any]) -> BrokerOrder:
+    return BrokerOrder(
+        broker_order_id=str(raw["id"]),
+        client_order_id=str(raw.get("client_order_id") or ""),
+        status=str(raw.get("status") or "unknown"),
+        filled_qty=_decimal(raw.get("filled_qty")) or Decimal(0),
+        filled_avg_price=_decimal(raw.get("filled_avg_price")),
+        filled_at=raw.get("filled_at"),
+        submitted_at=raw.get("submitted_at"),
+        raw=raw,
+    )
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _as_dict(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or "id" not in raw:
+        raise BrokerUnavailable(
+            f"unexpected broker response: {str(raw)[:200]}", outcome_unknown=True
+        )
+    return raw
+
+
+def _body(exc: APIError) -> dict[str, Any]:
+    # APIError.code/.message raise on a non-JSON body (an HTML error page from a proxy).
+    try:
+        parsed = json.loads(str(exc))
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _describe(exc: APIError) -> str:
+    body = _body(exc)
+    message = body.get("message") or str(exc)[:200]
+    return f"HTTP {exc.status_code}: {message}"
+
+
+def _translate(exc: APIError, doing: str) -> Exception:
+    status = exc.status_code
+    body = _body(exc)
+    message = str(body.get("message") or str(exc)[:200])
+    code = body.get("code") if isinstance(body.get("code"), int) else None
+    if status is not None and 400 <= status < 500 and status != 429:
+        if _DUPLICATE_MESSAGE in message:
+            return DuplicateClientOrderId(message, status_code=status, code=code)
+        return BrokerRejected(f"HTTP {status}: {message}", status_code=status, code=code)
+    if status == 429:
+        # Rate-limited requests are refused before any order is created.
+        return BrokerUnavailable(f"rate limited while {doing}", outcome_unknown=False)
+    return BrokerUnavailable(
+        f"HTTP {status} while {doing}; the order may exist", outcome_unknown=True
+    )

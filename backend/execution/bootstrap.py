@@ -1,0 +1,189 @@
+"""The composition root: the one place that turns settings into real adapters.
+
+Tests pass fakes (or emulator-backed adapters) into ``ExecutionEngine`` directly; anything not
+passed in is built here, from the one Settings object.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.execution.adapters.alpaca_broker import AlpacaBroker
+from backend.execution.adapters.dry_run_broker import DryRunBroker
+from backend.execution.agent_state import AgentStateTracker
+from backend.execution.errors import ConfigurationError
+from backend.execution.ports import (
+    Broker,
+    HeartbeatSource,
+    IntentLedger,
+    KillSwitchSource,
+    PositionSource,
+    TradeCounter,
+)
+from backend.execution.settings import Settings
+from backend.execution.vocabulary import AgentState
+
+log = logging.getLogger("backend.execution.agent")
+
+
+def load_settings() -> Settings:
+    """The only read of the process environment."""
+    return Settings.from_env(os.environ)
+
+
+@dataclass
+class Adapters:
+    broker: Broker
+    ledger: IntentLedger
+    trade_counter: TradeCounter
+    positions: PositionSource
+    kill_switches: Sequence[KillSwitchSource]
+    heartbeat: HeartbeatSource | None
+    agent: AgentStateTracker
+    # Called on shutdown: pools and clients this root opened.
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+
+def build_missing(
+    settings: Settings,
+    *,
+    dry_run: bool,
+    broker: Broker | None = None,
+    ledger: IntentLedger | None = None,
+    trade_counter: TradeCounter | None = None,
+    positions: PositionSource | None = None,
+    kill_switches: Sequence[KillSwitchSource] | None = None,
+    heartbeat: HeartbeatSource | None = None,
+    agent: AgentStateTracker | None = None,
+) -> Adapters:
+    closers: list[Callable[[], None]] = []
+    lazy_client: list[Any] = []
+
+    def firestore_client() -> Any:
+        if not lazy_client:
+            from google.cloud import firestore
+
+            lazy_client.append(
+                firestore.Client(project=settings.gcp_project, database=settings.firestore_database)
+            )
+            closers.append(lazy_client[0].close)
+        return lazy_client[0]
+
+    if ledger is None or trade_counter is None:
+        from backend.execution.adapters.firestore_ledger import FirestoreLedger
+
+        firestore_ledger = FirestoreLedger(firestore_client(), timeout_s=settings.io_timeout_s)
+        ledger = ledger or firestore_ledger
+        trade_counter = trade_counter or firestore_ledger
+    if positions is None:
+        positions = _postgres_positions(settings, closers)
+    if kill_switches is None:
+        kill_switches = build_kill_switches(settings, firestore_client)
+    if heartbeat is None and settings.heartbeat_doc:
+        from backend.execution.adapters.firestore_documents import (
+            CachedDocument,
+            FirestoreHeartbeat,
+        )
+
+        heartbeat = FirestoreHeartbeat(
+            CachedDocument(
+                firestore_client(),
+                settings.heartbeat_doc,
+                ttl_s=settings.halted_doc_ttl_s,
+                timeout_s=settings.io_timeout_s,
+            )
+        )
+    return Adapters(
+        broker=broker or build_broker(settings, dry_run=dry_run),
+        ledger=ledger,
+        trade_counter=trade_counter,
+        positions=positions,
+        kill_switches=kill_switches,
+        heartbeat=heartbeat,
+        agent=agent or build_agent(settings),
+        closers=closers,
+    )
+
+
+def build_broker(settings: Settings, *, dry_run: bool) -> Broker:
+    if dry_run:
+        return DryRunBroker()
+    if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
+        raise ConfigurationError("live routing needs ALPACA_API_KEY and ALPACA_SECRET_KEY")
+    return AlpacaBroker(
+        settings.alpaca_api_key.get_secret_value(),
+        settings.alpaca_secret_key.get_secret_value(),
+        settings.alpaca_trading_host,
+        timeout_s=settings.broker_timeout_s,
+    )
+
+
+def build_kill_switches(
+    settings: Settings, firestore_client: Callable[[], Any]
+) -> list[KillSwitchSource]:
+    from backend.execution.adapters.local_kill_switches import EnvKillSwitch, FileKillSwitch
+
+    sources: list[KillSwitchSource] = []
+    if settings.halted_env is not None:
+        sources.append(EnvKillSwitch("EXECUTION_HALTED", settings.halted_env))
+    if settings.halted_file is not None:
+        sources.append(FileKillSwitch(settings.halted_file))
+    if settings.halted_doc is not None:
+        from backend.execution.adapters.firestore_documents import (
+            CachedDocument,
+            FirestoreKillSwitch,
+        )
+
+        document = CachedDocument(
+            firestore_client(),
+            settings.halted_doc,
+            ttl_s=settings.halted_doc_ttl_s,
+            timeout_s=settings.io_timeout_s,
+        )
+        sources.append(FirestoreKillSwitch(document))
+    return sources
+
+
+def build_agent(settings: Settings) -> AgentStateTracker:
+    return AgentStateTracker(
+        backoff_base_s=settings.error_backoff_base_s,
+        backoff_max_s=settings.error_backoff_max_s,
+        on_transition=log_transition,
+    )
+
+
+def log_transition(previous: AgentState, current: AgentState, why: str) -> None:
+    level = logging.INFO if current is AgentState.READY else logging.WARNING
+    log.log(
+        level,
+        "agent state %s -> %s: %s",
+        previous.value,
+        current.value,
+        why,
+        extra={
+            "event": "agent.state_transition",
+            "from_state": previous.value,
+            "to_state": current.value,
+            "why": why,
+        },
+    )
+
+
+def _postgres_positions(settings: Settings, closers: list[Callable[[], None]]) -> PositionSource:
+    if settings.postgres_dsn is None:
+        raise ConfigurationError(
+            "EXEC_POSTGRES_DSN is required: the max-position check reads public.broker_positions"
+        )
+    from backend.execution.adapters.postgres_positions import PostgresPositions, open_pool
+
+    pool = open_pool(
+        settings.postgres_dsn.get_secret_value(),
+        max_size=settings.pg_pool_max,
+        timeout_s=settings.io_timeout_s,
+    )
+    closers.append(pool.close)
+    return PostgresPositions(pool, timeout_s=settings.io_timeout_s)

@@ -1,0 +1,461 @@
+"""Orchestration: intent -> claim -> gate -> risk -> broker -> ledger.
+
+This is the only module that sequences I/O. Every decision it makes is delegated to a pure
+function (``gate``, ``risk``, ``freshness``, ``idempotency``); every read or write goes through a
+port. The public library API lives here::
+
+    from backend.execution.engine import ExecutionEngine, OrderIntent, AlpacaBroker, DryRunBroker
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from backend.execution import freshness, gate, risk
+from backend.execution.adapters.alpaca_broker import AlpacaBroker
+from backend.execution.adapters.dry_run_broker import DryRunBroker
+from backend.execution.agent_state import AgentInputs, AgentStateTracker
+from backend.execution.clock import Clock, SystemClock, trading_date
+from backend.execution.decisions import (
+    BrokerOrder,
+    CheckResult,
+    ExecutionResult,
+    PreTradeDecision,
+    check_from_dict,
+)
+from backend.execution.errors import (
+    BrokerRejected,
+    BrokerUnavailable,
+    ConfigurationError,
+    DuplicateClientOrderId,
+    LedgerUnavailable,
+    TransientError,
+)
+from backend.execution.idempotency import Claim, ClaimVerdict, IntentRecord
+from backend.execution.intent import OrderIntent
+from backend.execution.kill_switch import KillSwitchReading, kill_switch_check
+from backend.execution.ports import (
+    Broker,
+    HeartbeatSource,
+    IntentLedger,
+    KillSwitchSource,
+    PositionSource,
+    TradeCounter,
+)
+from backend.execution.settings import Settings
+from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
+
+__all__ = [
+    "AlpacaBroker",
+    "DryRunBroker",
+    "ExecutionEngine",
+    "ExecutionResult",
+    "IntentContext",
+    "OrderIntent",
+]
+
+decision_log = logging.getLogger("backend.execution.decision")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IntentContext:
+    """How the intent arrived; used for the age check and the decision record."""
+
+    source: str = "library"  # "execute", "pubsub", "library"
+    publish_time: datetime | None = None
+    message_id: str | None = None
+    trace: str | None = None
+
+
+@dataclass(frozen=True)
+class GateSnapshot:
+    """What the gate saw: also served by ``GET /state``."""
+
+    kill_switch: tuple[KillSwitchReading, ...]
+    agent_state: AgentState
+    agent_state_why: str
+    heartbeat: datetime | None
+    heartbeat_error: str | None
+
+
+class ExecutionEngine:
+    """Decides, and if allowed places, one order per intent. Thread-safe; build one per process."""
+
+    def __init__(
+        self,
+        broker: Broker | None = None,
+        broker_name: str = "alpaca",
+        dry_run: bool | None = None,
+        *,
+        settings: Settings | None = None,
+        ledger: IntentLedger | None = None,
+        trade_counter: TradeCounter | None = None,
+        positions: PositionSource | None = None,
+        kill_switches: Sequence[KillSwitchSource] | None = None,
+        heartbeat: HeartbeatSource | None = None,
+        clock: Clock | None = None,
+        agent: AgentStateTracker | None = None,
+    ) -> None:
+        # Imported here: the composition root imports this module to build engines.
+        from backend.execution import bootstrap
+
+        self.settings = settings or bootstrap.load_settings()
+        self.dry_run = self.settings.dry_run if dry_run is None else dry_run
+        self.broker_name = broker_name
+        built = bootstrap.build_missing(
+            self.settings,
+            dry_run=self.dry_run,
+            broker=broker,
+            ledger=ledger,
+            trade_counter=trade_counter,
+            positions=positions,
+            kill_switches=kill_switches,
+            heartbeat=heartbeat,
+            agent=agent,
+        )
+        self.broker: Broker = built.broker
+        self.ledger: IntentLedger = built.ledger
+        self.trade_counter: TradeCounter = built.trade_counter
+        self.positions: PositionSource = built.positions
+        self.kill_switches: tuple[KillSwitchSource, ...] = tuple(built.kill_switches)
+        self.heartbeat: HeartbeatSource | None = built.heartbeat
+        self.agent: AgentStateTracker = built.agent
+        self.clock: Clock = clock or SystemClock()
+        self._closers = built.closers
+        if self.dry_run != self.broker.simulated:
+            raise ConfigurationError(
+                f"dry_run={self.dry_run} does not match broker {type(self.broker).__name__}: "
+                "dry-run needs DryRunBroker, live routing a real broker"
+            )
+
+    # -- public API -------------------------------------------------------------------------
+
+    def execute_intent(
+        self, intent: OrderIntent, context: IntentContext | None = None
+    ) -> ExecutionResult:
+        context = context or IntentContext()
+        now = self.clock.now()
+        try:
+            result = self._execute(intent, context, now)
+            self.agent.record_success()
+        except Exception as exc:  # a bug or an unclassified failure: nothing was placed by us
+            log.exception("unexpected error while executing intent %s", intent.client_intent_id)
+            self.agent.record_unexpected_error(now, type(exc).__name__)
+            result = ExecutionResult(
+                Status.REJECTED,
+                intent.client_intent_id,
+                reason=Reason.INTERNAL_ERROR,
+                message=f"unexpected {type(exc).__name__}; retry later",
+                retry_after_s=int(self.settings.error_backoff_base_s) + 1,
+            )
+        self._log_decision(intent, context, result)
+        return result
+
+    def gate_snapshot(self) -> GateSnapshot:
+        """Reads every gate input once and derives the agent state (no risk I/O)."""
+        readings = tuple(source.read() for source in self.kill_switches)
+        beat, beat_error = self._read_heartbeat()
+        inputs = AgentInputs(
+            kill_switch_halted=any(r.halted for r in readings),
+            mode=self.settings.agent_mode,
+            heartbeat_configured=self.heartbeat is not None,
+            last_heartbeat=beat,
+            heartbeat_error=beat_error,
+            stale_threshold_s=self.settings.heartbeat_stale_s,
+        )
+        state, why = self.agent.observe(inputs, self.clock.now())
+        return GateSnapshot(readings, state, why, beat, beat_error)
+
+    def check_readiness(self) -> dict[str, str]:
+        """Pings the stores every intent needs; 'ok' or the error, per dependency."""
+        probes = {
+            "firestore": lambda: self.ledger.load("_readiness_probe"),
+            "postgres": getattr(self.positions, "ping", None),
+        }
+        status: dict[str, str] = {}
+        for name, probe in probes.items():
+            if probe is None:
+                continue
+            try:
+                probe()
+                status[name] = "ok"
+            except TransientError as exc:
+                status[name] = str(exc)
+        return status
+
+    def close(self) -> None:
+        """Releases the pools and clients the composition root opened for this engine."""
+        for close in self._closers:
+            close()
+
+    # -- the pipeline -----------------------------------------------------------------------
+
+    def _execute(
+        self, intent: OrderIntent, context: IntentContext, now: datetime
+    ) -> ExecutionResult:
+        try:
+            claim = self.ledger.claim(
+                intent, now=now, lease_s=self.settings.claim_lease_s, source=context.source
+            )
+        except LedgerUnavailable as exc:
+            return self._refused(intent, Reason.LEDGER_UNAVAILABLE, f"intent store: {exc}")
+        if claim.verdict is ClaimVerdict.REPLAY:
+            assert claim.record is not None
+            return _replay(intent, claim.record)
+        if claim.verdict is ClaimVerdict.IN_PROGRESS:
+            return self._in_progress(intent, claim, now)
+
+        result = self._decide_and_route(intent, context, claim, now)
+        return self._record(intent, claim, result, now)
+
+    def _decide_and_route(
+        self, intent: OrderIntent, context: IntentContext, claim: Claim, now: datetime
+    ) -> ExecutionResult:
+        if claim.resumes_earlier_attempt and not self.broker.simulated:
+            # An earlier attempt may have reached the broker before it died or timed out: the
+            # order it placed (if any) is adopted, never placed a second time.
+            adopted = self._adopt_existing_order(intent)
+            if adopted is not None:
+                return adopted
+
+        decision = PreTradeDecision(
+            (
+                freshness.intent_age_check(
+                    intent.created_at, context.publish_time, now, self.settings.intent_max_age_s
+                ),
+            )
+        )
+        if not decision.allowed:
+            return self._rejected(intent, decision)
+
+        decision = decision.plus(self._gate_checks())
+        if not decision.allowed:  # refused before any risk I/O
+            return self._rejected(intent, decision)
+
+        decision = decision.plus(self._risk_checks(intent, now))
+        if not decision.allowed:
+            return self._rejected(intent, decision)
+
+        return self._route(intent, decision)
+
+    def _gate_checks(self) -> list[CheckResult]:
+        snapshot = self.gate_snapshot()
+        return [
+            kill_switch_check(snapshot.kill_switch),
+            gate.agent_mode_check(self.settings.agent_mode, dry_run=self.dry_run),
+            gate.agent_state_check(
+                snapshot.agent_state, snapshot.agent_state_why, dry_run=self.dry_run
+            ),
+        ]
+
+    def _risk_checks(self, intent: OrderIntent, now: datetime) -> list[CheckResult]:
+        fail_open = self.settings.risk_fail_open
+        account, day = intent.broker_account_id, trading_date(now)
+        try:
+            count = self.trade_counter.count_routed(account, day)
+            daily = risk.max_daily_trades_check(account, day, count, self.settings.max_daily_trades)
+        except TransientError as exc:
+            inputs = {"broker_account_id": account, "trading_date": day}
+            daily = risk.data_unavailable("max_daily_trades", inputs, str(exc), fail_open=fail_open)
+        try:
+            current = self.positions.current_qty(account, intent.symbol)
+            position = risk.max_position_check(
+                account, intent.symbol, current, intent.signed_qty, self.settings.max_position_qty
+            )
+        except TransientError as exc:
+            inputs = {"broker_account_id": account, "symbol": intent.symbol}
+            position = risk.data_unavailable(
+                "max_position_size", inputs, str(exc), fail_open=fail_open
+            )
+        return [daily, position]
+
+    def _route(self, intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
+        try:
+            order = self.broker.submit(intent)
+        except DuplicateClientOrderId:
+            # The broker already has this client_order_id (a retried POST, or a lost answer):
+            # that order is ours; adopt it.
+            adopted = self._adopt_existing_order(intent, decision)
+            if adopted is not None:
+                return adopted
+            return self._refused(
+                intent,
+                Reason.BROKER_UNAVAILABLE,
+                "broker reports the client_order_id as used but has no such order; retry later",
+                decision,
+            )
+        except BrokerRejected as exc:
+            return ExecutionResult(
+                Status.REJECTED,
+                intent.client_intent_id,
+                decision,
+                Reason.BROKER_REJECTED,
+                message=f"broker rejected the order: {exc}",
+            )
+        except BrokerUnavailable as exc:
+            return self._refused(intent, Reason.BROKER_UNAVAILABLE, str(exc), decision)
+        if self.broker.simulated:
+            return ExecutionResult(
+                Status.DRY_RUN, intent.client_intent_id, decision, message="dry run: not routed"
+            )
+        return _submitted(intent, decision, order)
+
+    def _adopt_existing_order(
+        self, intent: OrderIntent, decision: PreTradeDecision | None = None
+    ) -> ExecutionResult | None:
+        try:
+            order = self.broker.find_by_client_order_id(intent.client_intent_id)
+        except BrokerUnavailable as exc:
+            return self._refused(
+                intent, Reason.BROKER_UNAVAILABLE, f"looking up an earlier attempt: {exc}", decision
+            )
+        if order is None:
+            return None
+        adoption = CheckResult(
+            "earlier_attempt",
+            CheckOutcome.PASSED,
+            {"client_order_id": intent.client_intent_id, "broker_order_id": order.broker_order_id},
+            detail="the broker already had this order; adopted instead of sending it again",
+        )
+        base = decision or PreTradeDecision(())
+        return _submitted(intent, base.plus([adoption]), order)
+
+    def _record(
+        self, intent: OrderIntent, claim: Claim, result: ExecutionResult, now: datetime
+    ) -> ExecutionResult:
+        try:
+            self.ledger.record_outcome(intent, claim, result, now=now)
+        except LedgerUnavailable as exc:
+            log.error(
+                "could not record the outcome of %s: %s",
+                intent.client_intent_id,
+                exc,
+                extra={"client_intent_id": intent.client_intent_id},
+            )
+            if result.broker_order_id is not None:
+                # The order exists but the ledger does not show it. Ask for a retry: the next
+                # attempt finds the order at the broker, adopts it and records it.
+                return replace(
+                    result,
+                    reason=Reason.LEDGER_UNAVAILABLE,
+                    message=f"order placed but not yet recorded ({exc}); retry to record it",
+                    retry_after_s=int(self.settings.claim_lease_s) + 1,
+                )
+        return result
+
+    # -- small helpers ------------------------------------------------------------------------
+
+    def _read_heartbeat(self) -> tuple[datetime | None, str | None]:
+        if self.heartbeat is None:
+            return None, None
+        try:
+            return self.heartbeat.last_beat(), None
+        except TransientError as exc:
+            return None, str(exc)
+
+    def _in_progress(self, intent: OrderIntent, claim: Claim, now: datetime) -> ExecutionResult:
+        lease_until = claim.record.lease_until if claim.record else None
+        wait = max(1, int((lease_until - now).total_seconds()) + 1) if lease_until else 1
+        return ExecutionResult(
+            Status.REJECTED,
+            intent.client_intent_id,
+            reason=Reason.DUPLICATE_IN_PROGRESS,
+            message="another delivery of this intent is being processed; ask again for its outcome",
+            retry_after_s=wait,
+        )
+
+    def _rejected(self, intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
+        blocking = next(check for check in decision.checks if check.blocks)
+        return ExecutionResult(
+            Status.REJECTED,
+            intent.client_intent_id,
+            decision,
+            decision.reason,
+            message=blocking.detail,
+            retry_after_s=5 if decision.reason is Reason.RISK_DATA_UNAVAILABLE else None,
+        )
+
+    def _refused(
+        self,
+        intent: OrderIntent,
+        reason: Reason,
+        message: str,
+        decision: PreTradeDecision | None = None,
+    ) -> ExecutionResult:
+        return ExecutionResult(
+            Status.REJECTED,
+            intent.client_intent_id,
+            decision or PreTradeDecision(()),
+            reason,
+            message=message,
+            retry_after_s=5,
+        )
+
+    def _log_decision(
+        self, intent: OrderIntent, context: IntentContext, result: ExecutionResult
+    ) -> None:
+        record: dict[str, Any] = {
+            "client_intent_id": intent.client_intent_id,
+            "strategy_id": intent.strategy_id,
+            "broker_account_id": intent.broker_account_id,
+            "symbol": intent.symbol,
+            "side": intent.side.value,
+            "qty": format(intent.qty, "f"),
+            "order_type": intent.order_type.value,
+            "source": context.source,
+            "pubsub_message_id": context.message_id,
+            "dry_run": self.dry_run,
+            "broker": self.broker_name,
+            **result.to_dict(),
+        }
+        level = logging.INFO if result.accepted else logging.WARNING
+        decision_log.log(
+            level,
+            "intent %s: %s%s",
+            intent.client_intent_id,
+            result.status.value,
+            f" ({result.reason.value})" if result.reason else "",
+            extra={"event": "execution.decision", "decision": record, "trace": context.trace},
+        )
+
+
+def _submitted(
+    intent: OrderIntent, decision: PreTradeDecision, order: BrokerOrder
+) -> ExecutionResult:
+    return ExecutionResult(
+        Status.SUBMITTED,
+        intent.client_intent_id,
+        decision,
+        broker_order_id=order.broker_order_id,
+        broker_order=order,
+        message=f"order {order.broker_order_id} is {order.status} at the broker",
+    )
+
+
+def _replay(intent: OrderIntent, record: IntentRecord) -> ExecutionResult:
+    """Answers a repeated intent with the decision already recorded for it."""
+    original = record.final_status
+    decision = PreTradeDecision(tuple(check_from_dict(c) for c in record.checks))
+    if original in (Status.SUBMITTED, Status.DRY_RUN, Status.DUPLICATE):
+        return ExecutionResult(
+            Status.DUPLICATE,
+            intent.client_intent_id,
+            decision,
+            broker_order_id=record.broker_order_id,
+            original_status=original,
+            message="duplicate delivery: this intent was already decided; nothing new was sent",
+        )
+    return ExecutionResult(
+        Status.REJECTED,
+        intent.client_intent_id,
+        decision,
+        record.reason,
+        broker_order_id=record.broker_order_id,
+        original_status=original,
+        message=f"duplicate delivery of a refused intent: {record.message}",
+    )

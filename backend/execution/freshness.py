@@ -1,0 +1,34 @@
+"""Is the intent still fresh enough to act on? A stale intent is refused, never executed late."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from backend.execution.decisions import CheckResult
+from backend.execution.vocabulary import CheckOutcome, Reason
+
+# Producers' clocks drift; a timestamp a little in the future is tolerated, a lot is an error
+# (it would otherwise make the intent immune to expiry).
+FUTURE_TOLERANCE_S = 60.0
+
+
+def intent_age_check(
+    created_at: datetime | None, publish_time: datetime | None, now: datetime, max_age_s: float
+) -> CheckResult:
+    stamp, basis = (created_at, "created_at") if created_at else (publish_time, "publish_time")
+    if stamp is None:
+        return CheckResult(
+            "intent_age",
+            CheckOutcome.SKIPPED,
+            {"max_age_s": max_age_s},
+            detail="no created_at or publishTime: the intent is as fresh as its request",
+        )
+    age = (now - stamp).total_seconds()
+    inputs = {"basis": basis, "timestamp": stamp, "age_s": round(age, 3), "max_age_s": max_age_s}
+    if age > max_age_s:
+        detail = f"intent is {age:.0f}s old ({basis}); maximum age is {max_age_s:g}s"
+        return CheckResult("intent_age", CheckOutcome.FAILED, inputs, Reason.INTENT_EXPIRED, detail)
+    if -age > FUTURE_TOLERANCE_S:
+        detail = f"{basis} is {-age:.0f}s in the future; check the producer's clock"
+        return CheckResult("intent_age", CheckOutcome.FAILED, inputs, Reason.INVALID_INTENT, detail)
+    return CheckResult("intent_age", CheckOutcome.PASSED, inputs)

@@ -1,0 +1,48 @@
+"""The agent gate: may this instance act on intents at all, and may it route to the broker?
+
+Pure rules. Routing to a real broker needs AGENT_MODE=LIVE, agent state READY and the kill switch
+off; dry-run only needs the kill switch off and AGENT_MODE not HALTED.
+"""
+
+from __future__ import annotations
+
+from backend.execution.decisions import CheckResult
+from backend.execution.vocabulary import AgentMode, AgentState, CheckOutcome, Reason
+
+
+def agent_mode_check(mode: AgentMode, *, dry_run: bool) -> CheckResult:
+    inputs = {"agent_mode": mode.value, "dry_run": dry_run}
+    if mode is AgentMode.HALTED:
+        return CheckResult(
+            "agent_mode",
+            CheckOutcome.FAILED,
+            inputs,
+            Reason.AGENT_MODE_NOT_LIVE,
+            "AGENT_MODE is HALTED: every intent is refused",
+        )
+    if not dry_run and mode is not AgentMode.LIVE:
+        return CheckResult(
+            "agent_mode",
+            CheckOutcome.FAILED,
+            inputs,
+            Reason.AGENT_MODE_NOT_LIVE,
+            f"routing to the broker needs AGENT_MODE=LIVE, not {mode.value}",
+        )
+    return CheckResult("agent_mode", CheckOutcome.PASSED, inputs)
+
+
+def agent_state_check(state: AgentState, why: str, *, dry_run: bool) -> CheckResult:
+    inputs = {"agent_state": state.value, "why": why}
+    if state is AgentState.READY:
+        return CheckResult("agent_state", CheckOutcome.PASSED, inputs)
+    if dry_run:
+        return CheckResult(
+            "agent_state", CheckOutcome.SKIPPED, inputs, detail="dry-run does not require READY"
+        )
+    return CheckResult(
+        "agent_state",
+        CheckOutcome.FAILED,
+        inputs,
+        Reason.AGENT_STATE_NOT_READY,
+        f"routing to the broker needs agent state READY, not {state.value}: {why}",
+    )

@@ -1,0 +1,79 @@
+"""What to do with an intent id that has been seen before: pure rules over the stored record.
+
+The claim itself (an atomic ``create()`` in Firestore) lives in the adapter; this module decides,
+from what the store returned and the current time, whether the caller owns a fresh attempt,
+must replay a final outcome, or must wait for an attempt that is still in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from backend.execution.vocabulary import RETRYABLE_REASONS, Reason, Status
+
+IN_PROGRESS = "in_progress"
+# An attempt ended with a retryable outcome; the next delivery starts a new attempt.
+RETRY_PENDING = "retry_pending"
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    """The stored decision for one client_intent_id (Firestore ``execution_intents/{id}``)."""
+
+    client_intent_id: str
+    status: str
+    attempt: int
+    lease_until: datetime | None
+    reason: Reason | None = None
+    broker_order_id: str | None = None
+    message: str = ""
+    checks: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def final_status(self) -> Status | None:
+        try:
+            return Status(self.status)
+        except ValueError:
+            return None
+
+
+class ClaimVerdict(StrEnum):
+    OWNED = "owned"  # this caller runs the attempt
+    REPLAY = "replay"  # a final outcome exists; answer with it
+    IN_PROGRESS = "in_progress"  # another caller holds a live lease
+
+
+@dataclass(frozen=True)
+class Claim:
+    verdict: ClaimVerdict
+    attempt: int
+    record: IntentRecord | None = None
+    # Earlier attempts may have reached the broker: look the order up before sending it.
+    resumes_earlier_attempt: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def owned(self) -> bool:
+        return self.verdict is ClaimVerdict.OWNED
+
+
+def classify_existing(record: IntentRecord, now: datetime) -> ClaimVerdict:
+    """Given the stored record of an intent we failed to create, what may this caller do?
+
+    OWNED here means "may try to take over the next attempt"; the adapter still has to win the
+    atomic create of that attempt before it owns anything.
+    """
+    if record.final_status is not None:
+        return ClaimVerdict.REPLAY
+    if record.status == RETRY_PENDING:
+        return ClaimVerdict.OWNED
+    lease_live = record.lease_until is not None and record.lease_until > now
+    return ClaimVerdict.IN_PROGRESS if lease_live else ClaimVerdict.OWNED
+
+
+def is_final(reason: Reason | None) -> bool:
+    """A decision is final (recorded for replay) unless a later attempt could change it."""
+    return reason not in RETRYABLE_REASONS

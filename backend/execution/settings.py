@@ -1,0 +1,162 @@
+"""One typed, frozen settings object, read from the environment once at start-up.
+
+Every variable is documented in docs/CONFIGURATION.md. Invalid values stop start-up with a
+message naming the variable; nothing else in the code reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from backend.execution.errors import ConfigurationError
+from backend.execution.vocabulary import AgentMode
+
+PAPER_HOST = "https://paper-api.alpaca.markets"
+LIVE_HOST = "https://api.alpaca.markets"
+
+# field name -> environment variables, preferred first; later ones are deprecated aliases.
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    "gcp_project": ("GOOGLE_CLOUD_PROJECT",),
+    "firestore_database": ("FIRESTORE_DATABASE",),
+    "postgres_dsn": ("EXEC_POSTGRES_DSN",),
+    "dry_run": ("EXEC_DRY_RUN",),
+    "agent_mode": ("AGENT_MODE",),
+    "halted_env": ("EXECUTION_HALTED", "EXEC_KILL_SWITCH"),
+    "halted_file": ("EXECUTION_HALTED_FILE", "EXEC_KILL_SWITCH_FILE"),
+    "halted_doc": ("EXECUTION_HALTED_DOC", "EXEC_KILL_SWITCH_DOC"),
+    "halted_doc_ttl_s": ("EXECUTION_HALTED_DOC_TTL_S",),
+    "heartbeat_doc": ("MARKETDATA_HEARTBEAT_DOC",),
+    "heartbeat_stale_s": ("MARKETDATA_STALE_THRESHOLD_S",),
+    "admin_key": ("EXEC_AGENT_ADMIN_KEY",),
+    "max_daily_trades": ("EXEC_MAX_DAILY_TRADES",),
+    "max_position_qty": ("EXEC_MAX_POSITION_QTY",),
+    "risk_fail_open": ("EXEC_RISK_FAIL_OPEN",),
+    "intent_max_age_s": ("EXEC_INTENT_MAX_AGE_S",),
+    "alpaca_api_key": ("ALPACA_API_KEY",),
+    "alpaca_secret_key": ("ALPACA_SECRET_KEY",),
+    "alpaca_trading_host": ("ALPACA_TRADING_HOST",),
+    "trading_mode": ("TRADING_MODE",),
+    "broker_timeout_s": ("EXEC_BROKER_TIMEOUT_S",),
+    "io_timeout_s": ("EXEC_IO_TIMEOUT_S",),
+    "claim_lease_s": ("EXEC_CLAIM_LEASE_S",),
+    "error_backoff_base_s": ("EXEC_AGENT_ERROR_BACKOFF_S",),
+    "error_backoff_max_s": ("EXEC_AGENT_ERROR_BACKOFF_MAX_S",),
+    "pg_pool_max": ("EXEC_PG_POOL_MAX",),
+    "max_body_bytes": ("EXEC_MAX_BODY_BYTES",),
+    "log_level": ("LOG_LEVEL",),
+}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gcp_project: str | None = None
+    firestore_database: str = "(default)"
+    postgres_dsn: SecretStr | None = None
+    dry_run: bool = True
+    agent_mode: AgentMode = AgentMode.DISABLED
+    halted_env: str | None = None
+    halted_file: str | None = None
+    halted_doc: str | None = Field(default=None, pattern=r"^[^/]+/[^/]+(/[^/]+/[^/]+)*$")
+    halted_doc_ttl_s: float = Field(default=2.0, ge=0, le=60)
+    heartbeat_doc: str | None = Field(default=None, pattern=r"^[^/]+/[^/]+(/[^/]+/[^/]+)*$")
+    heartbeat_stale_s: float = Field(default=120.0, gt=0)
+    admin_key: SecretStr | None = None
+    max_daily_trades: int = Field(default=50, ge=0)
+    max_position_qty: Decimal = Field(default=Decimal(100), ge=0, allow_inf_nan=False)
+    risk_fail_open: bool = False
+    intent_max_age_s: float = Field(default=300.0, gt=0)
+    alpaca_api_key: SecretStr | None = None
+    alpaca_secret_key: SecretStr | None = None
+    alpaca_trading_host: str = Field(default=PAPER_HOST, pattern=r"^https?://[^/]+(:\d+)?/?$")
+    trading_mode: Literal["PAPER", "LIVE"] = "PAPER"
+    broker_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    io_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    claim_lease_s: float = Field(default=30.0, gt=0)
+    error_backoff_base_s: float = Field(default=1.0, gt=0)
+    error_backoff_max_s: float = Field(default=60.0, gt=0)
+    pg_pool_max: int = Field(default=10, ge=1, le=200)
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Deprecation and fallback notices gathered while reading; logged once at start-up.
+    startup_warnings: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _live_routing_is_fully_configured(self) -> Settings:
+        if not self.dry_run:
+            missing = [
+                name
+                for name, value in (
+                    ("ALPACA_API_KEY", self.alpaca_api_key),
+                    ("ALPACA_SECRET_KEY", self.alpaca_secret_key),
+                )
+                if value is None or not value.get_secret_value()
+            ]
+            if missing:
+                raise ValueError(
+                    f"EXEC_DRY_RUN=false routes real orders and needs {', '.join(missing)}"
+                )
+            if self.alpaca_trading_host.rstrip("/") == LIVE_HOST and self.trading_mode != "LIVE":
+                raise ValueError(
+                    "ALPACA_TRADING_HOST is Alpaca's live host: set TRADING_MODE=LIVE to confirm"
+                )
+        # A claim must outlive the attempt holding it, or a second attempt could start while
+        # the first is still talking to the broker.
+        slowest_attempt = 2 * self.broker_timeout_s + 4 * self.io_timeout_s
+        if self.claim_lease_s <= slowest_attempt:
+            raise ValueError(
+                f"EXEC_CLAIM_LEASE_S ({self.claim_lease_s:g}) must exceed the slowest attempt "
+                f"(2 x EXEC_BROKER_TIMEOUT_S + 4 x EXEC_IO_TIMEOUT_S = {slowest_attempt:g})"
+            )
+        if self.error_backoff_max_s < self.error_backoff_base_s:
+            raise ValueError("EXEC_AGENT_ERROR_BACKOFF_MAX_S must be >= EXEC_AGENT_ERROR_BACKOFF_S")
+        return self
+
+    @property
+    def routes_to_broker(self) -> bool:
+        return not self.dry_run
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Reads the settings; raises ConfigurationError naming each bad variable."""
+        raw: dict[str, Any] = {}
+        notices: list[str] = []
+        used_name: dict[str, str] = {}
+        for field_name, names in ENV_NAMES.items():
+            for position, name in enumerate(names):
+                value = env.get(name)
+                if value is None or value.strip() == "":
+                    continue
+                if position > 0:
+                    notices.append(f"{name} is deprecated; use {names[0]}")
+                raw[field_name] = value.strip()
+                used_name[field_name] = name
+                break
+        mode = raw.get("agent_mode")
+        if mode is not None:
+            raw["agent_mode"] = mode.upper()
+            if raw["agent_mode"] not in AgentMode.__members__:
+                notices.append(f"AGENT_MODE={mode!r} is not a known mode; using DISABLED")
+                raw["agent_mode"] = AgentMode.DISABLED.value
+        for upper_field in ("trading_mode", "log_level"):
+            if upper_field in raw:
+                raw[upper_field] = raw[upper_field].upper()
+        raw["startup_warnings"] = tuple(notices)
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigurationError(_explain(exc, used_name)) from None
+
+
+def _explain(exc: ValidationError, used_name: Mapping[str, str]) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field_name = str(error["loc"][0]) if error["loc"] else ""
+        variable = used_name.get(field_name) or ENV_NAMES.get(field_name, ("",))[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{variable}: {message}" if variable else message)
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,1 @@
+"""The HTTP shell around the execution engine (Flask app factory, served by gunicorn)."""

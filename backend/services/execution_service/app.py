@@ -1,0 +1,215 @@
+"""Flask application factory: ``gunicorn 'backend.services.execution_service.app:create_app()'``.
+
+Views only parse, call the engine and map the outcome (contract.py); no trading logic here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hmac
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from backend.execution import bootstrap
+from backend.execution.decisions import ExecutionResult, jsonable
+from backend.execution.engine import ExecutionEngine, IntentContext
+from backend.execution.errors import ConfigurationError
+from backend.execution.settings import Settings
+from backend.services.execution_service import contract
+from backend.services.execution_service.logs import (
+    configure_logging,
+    current_trace,
+    trace_from_header,
+)
+from backend.services.execution_service.parsing import (
+    BadRequest,
+    NotAnEnvelope,
+    intent_from_push,
+    parse_intent,
+    parse_json_body,
+    parse_push_envelope,
+)
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, deps: ExecutionEngine | None = None) -> Flask:
+    """Builds the service. Tests pass ``settings`` and an engine wired to test adapters."""
+    try:
+        settings = settings or (deps.settings if deps else bootstrap.load_settings())
+        configure_logging(settings.log_level)
+        for notice in settings.startup_warnings:
+            log.warning("configuration: %s", notice, extra={"event": "config.warning"})
+        engine = deps or ExecutionEngine(settings=settings)
+    except ConfigurationError as exc:
+        configure_logging("INFO")
+        log.critical("refusing to start: %s", exc, extra={"event": "config.invalid"})
+        raise
+    if deps is None:
+        atexit.register(engine.close)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["execution_engine"] = engine
+    _register_errors(app)
+
+    @app.before_request
+    def _bind_trace() -> None:
+        g.trace_token = current_trace.set(
+            trace_from_header(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
+        )
+
+    @app.teardown_request
+    def _unbind_trace(_exc: BaseException | None) -> None:
+        token = g.pop("trace_token", None)
+        if token is not None:
+            current_trace.reset(token)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        checks = engine.check_readiness()
+        ready = all(value == "ok" for value in checks.values())
+        return jsonify(
+            status="ready" if ready else "not_ready", checks=checks
+        ), 200 if ready else 503
+
+    @app.post("/execute")
+    def execute() -> tuple[Response, int, dict[str, str]]:
+        intent = parse_intent(parse_json_body(_json_body()))
+        result = engine.execute_intent(intent, _context("execute"))
+        return _respond(result, contract.execute_status(result))
+
+    @app.post("/pubsub/push")
+    def pubsub_push() -> tuple[Response, int, dict[str, str]]:
+        message = parse_push_envelope(parse_json_body(_json_body()))
+        context = _context("pubsub", message.message_id, message.publish_time)
+        try:
+            intent = intent_from_push(message)
+        except BadRequest as exc:
+            # A poison message: acked (200) and logged, or Pub/Sub would redeliver it forever.
+            log.warning(
+                "unusable Pub/Sub message %s: %s",
+                message.message_id,
+                exc.message,
+                extra={
+                    "event": "pubsub.poison_message",
+                    "pubsub_message_id": message.message_id,
+                    "errors": exc.errors,
+                    "subscription": message.subscription,
+                },
+            )
+            return _bad_request_body(exc), 200, {}
+        result = engine.execute_intent(intent, context)
+        return _respond(result, contract.push_status(result))
+
+    if settings.admin_key is not None:
+        _register_admin(app, engine, settings.admin_key.get_secret_value())
+    return app
+
+
+def _register_admin(app: Flask, engine: ExecutionEngine, admin_key: str) -> None:
+    def authorised() -> bool:
+        offered = request.headers.get("X-Exec-Agent-Key", "")
+        return hmac.compare_digest(offered.encode(), admin_key.encode())
+
+    @app.get("/state")
+    def state() -> tuple[Response, int]:
+        if not authorised():
+            return jsonify(error="missing or wrong X-Exec-Agent-Key"), 401
+        snapshot = engine.gate_snapshot()
+        return jsonify(
+            state=snapshot.agent_state.value,
+            why=snapshot.agent_state_why,
+            inputs={
+                "agent_mode": engine.settings.agent_mode.value,
+                "dry_run": engine.dry_run,
+                "kill_switch": [r.to_dict() for r in snapshot.kill_switch],
+                "market_data_heartbeat": jsonable(snapshot.heartbeat),
+                "market_data_heartbeat_error": snapshot.heartbeat_error,
+                "market_data_stale_threshold_s": engine.settings.heartbeat_stale_s,
+            },
+        ), 200
+
+    @app.post("/recover")
+    def recover() -> tuple[Response, int]:
+        if not authorised():
+            return jsonify(error="missing or wrong X-Exec-Agent-Key"), 401
+        engine.agent.recover()
+        snapshot = engine.gate_snapshot()
+        return jsonify(state=snapshot.agent_state.value, why=snapshot.agent_state_why), 200
+
+
+def _json_body() -> bytes:
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise _UnsupportedMediaType(mimetype or "none")
+    return request.get_data(cache=False)
+
+
+class _UnsupportedMediaType(Exception):
+    def __init__(self, mimetype: str) -> None:
+        super().__init__(mimetype)
+        self.mimetype = mimetype
+
+
+def _context(source: str, message_id: str | None = None, publish_time: Any = None) -> IntentContext:
+    return IntentContext(
+        source=source, publish_time=publish_time, message_id=message_id, trace=current_trace.get()
+    )
+
+
+def _respond(result: ExecutionResult, status: int) -> tuple[Response, int, dict[str, str]]:
+    headers = {}
+    if status == 503 and result.retry_after_s:
+        headers["Retry-After"] = str(result.retry_after_s)
+    return jsonify(result.to_dict()), status, headers
+
+
+def _bad_request_body(exc: BadRequest) -> Response:
+    return jsonify(
+        status="rejected",
+        client_intent_id=exc.client_intent_id,
+        reason=exc.reason.value,
+        retryable=False,
+        checks=[],
+        message=exc.message,
+        errors=exc.errors,
+    )
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(BadRequest)
+    def _bad_request(exc: BadRequest) -> tuple[Response, int]:
+        return _bad_request_body(exc), 400
+
+    @app.errorhandler(NotAnEnvelope)
+    def _not_an_envelope(exc: NotAnEnvelope) -> tuple[Response, int]:
+        return jsonify(
+            status="rejected", reason="invalid_request", retryable=False, message=str(exc)
+        ), 400
+
+    @app.errorhandler(_UnsupportedMediaType)
+    def _unsupported(exc: _UnsupportedMediaType) -> tuple[Response, int]:
+        return jsonify(
+            status="rejected",
+            reason="invalid_request",
+            retryable=False,
+            message=f"Content-Type must be application/json, not {exc.mimetype}",
+        ), 415
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Response, int]:
+        # 404, 405, 413 ... as JSON, so every answer has the same shape.
+        return jsonify(
+            status="rejected",
+            reason="invalid_request",
+            retryable=False,
+            message=exc.description or exc.name,
+        ), exc.code or 500

@@ -1,0 +1,77 @@
+"""Shared fixtures: a real Firestore-protocol emulator, a real Postgres, the Alpaca stand-in.
+
+Tests are isolated by random ids (intent ids, account ids, a per-session database and Firestore
+project), never by truncating shared state.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from backend.devtools import local_stack
+from tests.support.alpaca_standin import AlpacaStandIn
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator() -> Iterator[str]:
+    with local_stack.start_firestore_emulator() as emulator:
+        # google-cloud-firestore only learns about an emulator from this variable.
+        previous = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator.host
+        yield emulator.host
+        if previous is None:
+            os.environ.pop("FIRESTORE_EMULATOR_HOST", None)
+        else:
+            os.environ["FIRESTORE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="session")
+def firestore_project() -> str:
+    return unique("demo-exec-tests")
+
+
+@pytest.fixture(scope="session")
+def firestore_client(firestore_emulator: str, firestore_project: str) -> Any:
+    from google.cloud import firestore
+
+    return firestore.Client(project=firestore_project)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    admin = local_stack.ensure_postgres()
+    name = f"exec_test_{uuid.uuid4().hex[:10]}"
+    dsn = local_stack.create_database(admin, name)
+    local_stack.apply_schema(dsn)
+    yield dsn
+    local_stack.drop_database(admin, name)
+
+
+@pytest.fixture
+def set_position(pg_dsn: str) -> Any:
+    def _set(account: str, symbol: str, qty: str) -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO public.broker_positions (broker_account_id, symbol, qty)"
+                " VALUES (%s, %s, %s) ON CONFLICT (broker_account_id, symbol)"
+                " DO UPDATE SET qty = EXCLUDED.qty, updated_at = now()",
+                (account, symbol, qty),
+            )
+
+    return _set
+
+
+@pytest.fixture
+def alpaca() -> Iterator[AlpacaStandIn]:
+    with AlpacaStandIn() as standin:
+        yield standin

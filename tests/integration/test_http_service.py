@@ -1,0 +1,362 @@
+"""The HTTP contract end to end, in-process, on the real emulator, Postgres and Alpaca stand-in."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from backend.execution.settings import Settings
+from backend.services.execution_service.app import create_app
+from tests.conftest import unique
+from tests.support.alpaca_standin import AlpacaStandIn
+
+AppFactory = Callable[..., FlaskClient]
+DEAD_PG = "postgresql://postgres@127.0.0.1:1/nowhere"
+
+
+@pytest.fixture
+def make_client(
+    firestore_emulator: str, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
+) -> Iterator[AppFactory]:
+    engines: list[Any] = []
+
+    def build(live: bool = False, **env: str) -> FlaskClient:
+        values = {
+            "GOOGLE_CLOUD_PROJECT": firestore_project,
+            "EXEC_POSTGRES_DSN": pg_dsn,
+            "EXEC_IO_TIMEOUT_S": "1",
+        }
+        if live:
+            values |= {
+                "EXEC_DRY_RUN": "0",
+                "AGENT_MODE": "LIVE",
+                "ALPACA_API_KEY": "key",
+                "ALPACA_SECRET_KEY": "secret",
+                "ALPACA_TRADING_HOST": alpaca.base_url,
+                "EXEC_BROKER_TIMEOUT_S": "1",
+            }
+        app = create_app(Settings.from_env(values | env))
+        engines.append(app.extensions["execution_engine"])
+        return app.test_client()
+
+    yield build
+    for engine in engines:
+        engine.close()
+
+
+def intent(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "client_intent_id": unique("http"),
+        "strategy_id": "mean-reversion",
+        "broker_account_id": unique("acct"),
+        "symbol": "SPY",
+        "side": "buy",
+        "qty": "2",
+        "order_type": "market",
+    }
+    return body | overrides
+
+
+def push(client: FlaskClient, data: Any, **message: Any) -> Any:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    envelope = {
+        "message": {"data": base64.b64encode(raw).decode(), "messageId": unique("m"), **message},
+        "subscription": "projects/p/subscriptions/intents",
+    }
+    return client.post("/pubsub/push", json=envelope)
+
+
+def checks_by_name(response: Any) -> dict[str, Any]:
+    return {c["name"]: c for c in response.get_json()["checks"]}
+
+
+# -- the happy paths -----------------------------------------------------------------------
+
+
+def test_by_default_an_intent_is_a_dry_run_with_every_check_explained(
+    make_client: AppFactory, firestore_client: Any
+) -> None:
+    body = intent()
+    response = make_client().post("/execute", json=body)
+    assert response.status_code == 200
+    payload = response.get_json()
+    assert payload["status"] == "dry_run" and payload["retryable"] is False
+    assert "broker_order_id" not in payload and "reason" not in payload
+    assert set(checks_by_name(response)) == {
+        "intent_age",
+        "kill_switch",
+        "agent_mode",
+        "agent_state",
+        "max_daily_trades",
+        "max_position_size",
+    }
+    record = firestore_client.collection("execution_intents").document(body["client_intent_id"])
+    assert record.get().to_dict()["status"] == "dry_run"
+
+
+def test_a_live_intent_is_placed_once_recorded_in_the_ledger_and_replayed_as_duplicate(
+    make_client: AppFactory, firestore_client: Any, alpaca: AlpacaStandIn
+) -> None:
+    client, body = (
+        make_client(live=True),
+        intent(qty="1.25", order_type="limit", limit_price="401.5"),
+    )
+    first = client.post("/execute", json=body)
+    assert first.status_code == 200, first.get_json()
+    order_id = first.get_json()["broker_order_id"]
+    assert first.get_json()["status"] == "submitted"
+
+    entry = firestore_client.collection("ledger_trades").document(order_id).get().to_dict()
+    assert entry["client_intent_id"] == body["client_intent_id"]
+    assert (entry["qty"], entry["limit_price"], entry["filled_qty"]) == ("1.25", "401.5", "0")
+    assert entry["status"] == "accepted"
+    assert entry["raw_broker_order"]["id"] == order_id
+    for field in (
+        "broker_account_id",
+        "strategy_id",
+        "trading_date",
+        "created_at",
+        "updated_at",
+        "filled_avg_price",
+        "filled_at",
+    ):
+        assert field in entry
+
+    second = client.post("/execute", json=body)
+    assert second.status_code == 200
+    assert second.get_json()["status"] == "duplicate"
+    assert second.get_json()["broker_order_id"] == order_id
+    assert len(alpaca.orders()) == 1
+
+
+def test_a_pubsub_push_is_executed_and_acked(make_client: AppFactory) -> None:
+    response = push(make_client(), intent(), publishTime=datetime.now(UTC).isoformat())
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "dry_run"
+
+
+# -- gate ------------------------------------------------------------------------------------
+
+
+def test_the_kill_switch_file_is_read_fresh_for_every_intent(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    switch = tmp_path / "EXECUTION_HALTED"
+    switch.write_text("1\n")
+    client = make_client(EXECUTION_HALTED_FILE=str(switch))
+    halted = client.post("/execute", json=intent())
+    assert halted.status_code == 409
+    assert halted.get_json()["reason"] == "kill_switch_enabled"
+    assert str(switch) in checks_by_name(halted)["kill_switch"]["detail"]
+    switch.write_text("0\n")
+    assert client.post("/execute", json=intent()).status_code == 200
+
+
+def test_a_missing_kill_switch_file_halts(make_client: AppFactory, tmp_path: Path) -> None:
+    client = make_client(EXECUTION_HALTED_FILE=str(tmp_path / "absent"))
+    response = client.post("/execute", json=intent())
+    assert response.get_json()["reason"] == "kill_switch_enabled"
+
+
+def test_the_firestore_kill_switch_document_halts_and_a_missing_one_fails_closed(
+    make_client: AppFactory, firestore_client: Any
+) -> None:
+    path = f"{unique('ops')}/execution_kill_switch"
+    client = make_client(EXECUTION_HALTED_DOC=path, EXECUTION_HALTED_DOC_TTL_S="0")
+    assert client.post("/execute", json=intent()).get_json()["reason"] == "kill_switch_enabled"
+    firestore_client.document(path).set({"enabled": False})
+    assert client.post("/execute", json=intent()).status_code == 200
+    firestore_client.document(path).set({"enabled": True})
+    halted = client.post("/execute", json=intent())
+    assert halted.status_code == 409
+    assert f"firestore:{path}" in checks_by_name(halted)["kill_switch"]["detail"]
+
+
+def test_the_env_kill_switch_refuses_pubsub_intents_with_an_ack(make_client: AppFactory) -> None:
+    response = push(make_client(EXECUTION_HALTED="true"), intent())
+    assert response.status_code == 200
+    assert response.get_json()["reason"] == "kill_switch_enabled"
+
+
+def test_live_routing_outside_agent_mode_live_is_refused(
+    make_client: AppFactory, alpaca: AlpacaStandIn
+) -> None:
+    response = make_client(live=True, AGENT_MODE="PAPER").post("/execute", json=intent())
+    assert response.status_code == 409
+    assert response.get_json()["reason"] == "agent_mode_not_live"
+    assert alpaca.orders() == []
+
+
+def test_a_stale_market_data_heartbeat_blocks_live_routing(
+    make_client: AppFactory, firestore_client: Any, alpaca: AlpacaStandIn
+) -> None:
+    path = f"{unique('marketdata')}/heartbeat"
+    firestore_client.document(path).set({"ts": datetime.now(UTC) - timedelta(minutes=10)})
+    client = make_client(live=True, MARKETDATA_HEARTBEAT_DOC=path)
+    response = client.post("/execute", json=intent())
+    assert response.get_json()["reason"] == "agent_state_not_ready"
+    assert checks_by_name(response)["agent_state"]["inputs"]["agent_state"] == "DEGRADED"
+    assert alpaca.orders() == []
+
+
+# -- risk ------------------------------------------------------------------------------------
+
+
+def test_the_daily_trade_limit_counts_the_accounts_orders_in_the_ledger(
+    make_client: AppFactory, alpaca: AlpacaStandIn
+) -> None:
+    client, account = make_client(live=True, EXEC_MAX_DAILY_TRADES="2"), unique("acct")
+    codes = [
+        client.post("/execute", json=intent(broker_account_id=account)).status_code
+        for _ in range(3)
+    ]
+    assert codes == [200, 200, 409]
+    assert len(alpaca.orders()) == 2
+
+
+def test_the_position_limit_reads_the_position_from_postgres(
+    make_client: AppFactory, set_position: Any
+) -> None:
+    body = intent(qty="5")
+    set_position(body["broker_account_id"], "SPY", "98")
+    response = make_client().post("/execute", json=body)
+    assert response.status_code == 409
+    assert response.get_json()["reason"] == "max_position_size_exceeded"
+    assert checks_by_name(response)["max_position_size"]["inputs"]["current_qty"] == "98"
+
+
+def test_unreachable_postgres_is_a_503_with_retry_after_and_no_order(
+    make_client: AppFactory, alpaca: AlpacaStandIn
+) -> None:
+    response = make_client(live=True, EXEC_POSTGRES_DSN=DEAD_PG).post("/execute", json=intent())
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert response.get_json()["reason"] == "risk_data_unavailable"
+    assert response.get_json()["retryable"] is True
+    assert alpaca.orders() == []
+
+
+def test_a_retryable_pubsub_outcome_is_nacked(make_client: AppFactory) -> None:
+    response = push(make_client(EXEC_POSTGRES_DSN=DEAD_PG), intent())
+    assert response.status_code == 503
+
+
+def test_fail_open_lets_unreadable_risk_data_through_with_a_warning(
+    make_client: AppFactory,
+) -> None:
+    client = make_client(EXEC_POSTGRES_DSN=DEAD_PG, EXEC_RISK_FAIL_OPEN="true")
+    response = client.post("/execute", json=intent())
+    assert response.status_code == 200
+    assert checks_by_name(response)["max_position_size"]["outcome"] == "warning"
+
+
+# -- broker ----------------------------------------------------------------------------------
+
+
+def test_a_broker_refusal_is_a_final_409(make_client: AppFactory, alpaca: AlpacaStandIn) -> None:
+    alpaca.fail_next_posts(403, {"code": 40310000, "message": "insufficient buying power"})
+    response = make_client(live=True).post("/execute", json=intent())
+    assert response.status_code == 409
+    assert response.get_json()["reason"] == "broker_rejected"
+    assert "insufficient buying power" in response.get_json()["message"]
+
+
+def test_a_lost_broker_answer_is_retryable_and_the_retry_adopts_the_order(
+    make_client: AppFactory, alpaca: AlpacaStandIn
+) -> None:
+    client, body = make_client(live=True), intent()
+    alpaca.fail_next_posts(500, accept_first=True)
+    first = client.post("/execute", json=body)
+    assert first.status_code == 503
+    assert first.get_json()["reason"] == "broker_unavailable"
+    second = client.post("/execute", json=body)
+    assert second.status_code == 200
+    assert second.get_json()["broker_order_id"] == alpaca.orders()[0]["id"]
+    assert alpaca.post_count() == 1
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_a_body_that_is_not_json_is_a_400(make_client: AppFactory) -> None:
+    response = make_client().post("/execute", data="{oops", content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["reason"] == "invalid_intent"
+
+
+def test_field_errors_are_listed_and_nothing_is_decided(make_client: AppFactory) -> None:
+    response = make_client().post("/execute", json=intent(qty="-3", order_type="limit"))
+    assert response.status_code == 400
+    fields = {e["field"] for e in response.get_json()["errors"]}
+    assert "qty" in fields
+
+
+def test_a_missing_idempotency_key_is_its_own_400(make_client: AppFactory) -> None:
+    body = intent()
+    del body["client_intent_id"]
+    response = make_client().post("/execute", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["reason"] == "missing_idempotency_key"
+
+
+def test_a_non_json_content_type_is_a_415(make_client: AppFactory) -> None:
+    response = make_client().post("/execute", data="qty=1", content_type="text/plain")
+    assert response.status_code == 415
+
+
+def test_an_oversized_body_is_a_413(make_client: AppFactory) -> None:
+    body = intent(metadata={"blob": "x" * 70_000})
+    assert make_client().post("/execute", json=body).status_code == 413
+
+
+def test_a_poison_pubsub_message_is_acked_with_the_reason(make_client: AppFactory) -> None:
+    response = push(make_client(), b"not json at all")
+    assert response.status_code == 200
+    assert response.get_json()["reason"] == "invalid_intent"
+
+
+def test_a_request_that_is_not_a_pubsub_envelope_is_a_400(make_client: AppFactory) -> None:
+    assert make_client().post("/pubsub/push", json={"hello": "world"}).status_code == 400
+
+
+def test_an_expired_pubsub_intent_is_a_final_acked_refusal(make_client: AppFactory) -> None:
+    old = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    response = push(make_client(), intent(), publishTime=old)
+    assert response.status_code == 200
+    assert response.get_json()["reason"] == "intent_expired"
+
+
+# -- probes and admin ------------------------------------------------------------------------
+
+
+def test_liveness_and_readiness(make_client: AppFactory) -> None:
+    assert make_client().get("/healthz").status_code == 200
+    assert make_client().get("/readyz").get_json()["checks"] == {
+        "firestore": "ok",
+        "postgres": "ok",
+    }
+    assert make_client(EXEC_POSTGRES_DSN=DEAD_PG).get("/readyz").status_code == 503
+
+
+def test_admin_endpoints_do_not_exist_without_a_key(make_client: AppFactory) -> None:
+    assert make_client().get("/state").status_code == 404
+
+
+def test_admin_endpoints_need_the_right_key(make_client: AppFactory, tmp_path: Path) -> None:
+    switch = tmp_path / "halted"
+    switch.write_text("1")
+    client = make_client(EXEC_AGENT_ADMIN_KEY="s3cret-admin", EXECUTION_HALTED_FILE=str(switch))
+    assert client.get("/state", headers={"X-Exec-Agent-Key": "wrong"}).status_code == 401
+    state = client.get("/state", headers={"X-Exec-Agent-Key": "s3cret-admin"})
+    assert state.status_code == 200
+    assert state.get_json()["state"] == "HALTED"
+    assert state.get_json()["inputs"]["kill_switch"][0]["halted"] is True
+    recovered = client.post("/recover", headers={"X-Exec-Agent-Key": "s3cret-admin"})
+    assert recovered.status_code == 200

@@ -1,0 +1,449 @@
+"""A local HTTP stand-in for Alpaca's Trading API v2, for tests.
+
+It serves the few endpoints the execution gateway uses over real HTTP on 127.0.0.1, so alpaca-py's
+real ``TradingClient(url_override=standin.base_url)`` (in the test process or in gunicorn workers
+under test) talks to it exactly as to Alpaca: same paths, same JSON shapes (every number a
+string, RFC 3339 nanosecond timestamps), same error bodies. Faults that matter to an order router
+(a 5xx after the broker took the order, timeouts, dropped connections) can be injected for the
+next POST /v2/orders requests.
+
+Standalone: ``python -m tests.support.alpaca_standin --port 8765`` prints its URL on one line and
+serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+from urllib.parse import parse_qs, urlsplit
+
+ORDER_STATUSES = {
+    "new", "partially_filled", "filled", "done_for_day", "canceled", "expired", "replaced",
+    "pending_cancel", "pending_replace", "pending_review", "accepted", "pending_new",
+    "accepted_for_bidding", "stopped", "rejected", "suspended", "calculated", "held",
+}  # fmt: skip
+CLOSED_STATUSES = {"filled", "canceled", "expired", "replaced", "rejected"}  # status=closed
+CHOICES = {
+    "side": {"buy", "sell"},
+    "type": {"market", "limit", "stop", "stop_limit", "trailing_stop"},
+    "time_in_force": {"day", "gtc", "opg", "cls", "ioc", "fok"},
+}
+SYMBOL = re.compile(r"[A-Z][A-Z0-9.]{0,11}")
+TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d(?:T\d\d:\d\d:\d\d)?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)?")
+ACCOUNT_ID = "0f9a7b9e-6f0c-4a3e-9c1d-5a7f3b2e1d00"
+# Injected 4xx default to Alpaca's JSON errors (5xx default to a load balancer's HTML page).
+DEFAULT_4XX = {
+    401: (40110000, "request is not authorized"), 403: (40310000, "insufficient buying power"),
+    404: (40410000, "not found"), 422: (40010001, "invalid order"),
+    429: (42910000, "rate limit exceeded"),
+}  # fmt: skip
+
+
+class ApiError(Exception):
+    """An Alpaca error response: HTTP status plus a {"code", "message"} JSON body."""
+
+    def __init__(self, status: int, message: str, code: int = 40010001) -> None:
+        super().__init__(message)
+        self.status, self.body = status, {"code": code, "message": message}
+
+
+def format_ts(ns: int) -> str:
+    """Nanosecond epoch -> '2022-04-19T17:45:05.024916716Z', Alpaca's timestamp shape."""
+    secs, frac = divmod(ns, 10**9)
+    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+def parse_ts(text: str) -> int:
+    """RFC 3339 timestamp or date -> nanosecond epoch. All 9 fractional digits are kept, so an
+    order's own timestamp passed back as an exclusive bound really excludes that order."""
+    m = TIMESTAMP.fullmatch(text.strip())
+    if not m:
+        raise ApiError(422, f"invalid timestamp {text!r}")
+    whole = datetime.fromisoformat(m[1] + ("" if "T" in m[1] else "T00:00") + (m[3] or "Z"))
+    return int(whole.timestamp()) * 10**9 + int((m[2] or "").ljust(9, "0"))
+
+
+def decimal_field(body: dict, field: str) -> str | None:
+    """Validate a positive number and return it as Alpaca echoes it: a string exactly as sent,
+    a JSON number (parsed as Decimal, never float) in plain notation."""
+    value = body.get(field)
+    if value is None:
+        return None
+    try:
+        number = Decimal(value if isinstance(value, (str, int, Decimal)) else "x")
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if isinstance(value, bool) or not number.is_finite() or number <= 0:
+        raise ApiError(422, f"invalid {field} {value!r}: must be a decimal number > 0")
+    return value if isinstance(value, str) else format(number, "f")
+
+
+def plain(number: Decimal) -> str:
+    """Decimal -> string without exponent or trailing zeros ("100", "0.5")."""
+    text = format(number.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+class AlpacaStandIn:
+    """In-memory fake Alpaca trading account behind a ThreadingHTTPServer.
+
+    All state sits behind one lock, because handler threads, the test thread (assertions, fault
+    injection, set_order_status) and client processes all hit it concurrently.
+    """
+
+    def __init__(self) -> None:
+        self.base_url = ""
+        self.required_key_id: str | None = None
+        self.required_secret: str | None = None
+        self.log_requests = False  # access log on stderr (script mode turns it on)
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.reset()
+
+    def start(self, port: int = 0) -> Self:
+        """Bind 127.0.0.1:port (0 = OS-assigned) and serve from a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("stand-in already started")
+        handler = type("Handler", (_Handler,), {"standin": self})
+        self._stopping.clear()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        # A short poll interval keeps stop() (server.shutdown) fast in test teardown.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; handlers sleeping in an injected delay wake up and answer nothing."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self if self._server is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def orders(self) -> list[dict]:
+        """Every accepted order (copies), in acceptance order."""
+        with self._lock:
+            return copy.deepcopy(self._orders)
+
+    def post_count(self) -> int:
+        """POST /v2/orders requests received, including refused and fault-injected ones."""
+        with self._lock:
+            return self._post_count
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path-with-query) of every request received."""
+        with self._lock:
+            return list(self._requests)
+
+    # Fault injection: a FIFO queue, one fault consumed per POST /v2/orders (never by GETs).
+    def fail_next_posts(
+        self,
+        status: int,
+        body: str | dict | None = None,
+        count: int = 1,
+        accept_first: bool = False,
+    ) -> None:
+        """Answer the next `count` order POSTs with `status`. accept_first=True stores the order
+        first: the broker took it but the client sees an error (the "unknown outcome" case).
+        alpaca-py itself retries 429 and 504 (3 times, 3 s apart), consuming further faults."""
+        self._queue(count, ("fail", status, body, accept_first))
+
+    def delay_next_posts(self, seconds: float, count: int = 1, accept_first: bool = True) -> None:
+        """Sleep before answering, to trip client timeouts. accept_first=True stores the order
+        before sleeping; False handles the request normally after the sleep (a late accept)."""
+        self._queue(count, ("delay", seconds, None, accept_first))
+
+    def drop_next_posts(self, count: int = 1, accept_first: bool = True) -> None:
+        """Close the connection without any HTTP response (after storing the order if asked)."""
+        self._queue(count, ("drop", None, None, accept_first))
+
+    def _queue(self, count: int, fault: tuple) -> None:
+        with self._lock:
+            self._faults.extend([fault] * count)
+
+    def set_order_status(
+        self,
+        order_id: str,
+        status: str,
+        filled_qty: str | None = None,
+        filled_avg_price: str | None = None,
+    ) -> dict:
+        """Move an order along as the broker would (for fill-sync tests); returns a copy.
+
+        A rise in filled_qty records a FILL activity for the increment, priced so that the
+        order's filled_avg_price stays the volume-weighted average of its fills.
+        """
+        if status not in ORDER_STATUSES:
+            raise ValueError(f"unknown order status {status!r}")
+        with self._lock:
+            order, now = self._by_id[order_id], self._now()
+            old_qty, old_avg = Decimal(order["filled_qty"]), Decimal(order["filled_avg_price"] or 0)
+            order.update(status=status, updated_at=format_ts(now))
+            order["filled_qty"] = filled_qty or order["filled_qty"]
+            order["filled_avg_price"] = filled_avg_price or order["filled_avg_price"]
+            stamp = {"filled": "filled_at", "canceled": "canceled_at", "expired": "expired_at"}
+            if status in stamp or status == "rejected":
+                order[stamp.get(status, "failed_at")] = format_ts(now)
+            cum, avg = Decimal(order["filled_qty"]), Decimal(order["filled_avg_price"] or 0)
+            if cum > old_qty:
+                # fmt: off
+                fill = {
+                    # Alpaca activity ids look like "20220419174505024::<uuid>".
+                    "id": re.sub(r"\D", "", format_ts(now)[:23]) + f"::{uuid.uuid4()}",
+                    "account_id": ACCOUNT_ID, "activity_type": "FILL",
+                    "transaction_time": format_ts(now),
+                    "type": "fill" if status == "filled" else "partial_fill",
+                    "price": plain((avg * cum - old_avg * old_qty) / (cum - old_qty)),
+                    "qty": plain(cum - old_qty), "cum_qty": plain(cum),
+                    "leaves_qty": plain(Decimal(order["qty"] or cum) - cum),
+                    "side": order["side"], "symbol": order["symbol"], "order_id": order["id"],
+                    "order_status": status,
+                }
+                # fmt: on
+                self._fills.append((now, fill))
+            return copy.deepcopy(order)
+
+    def reset(self) -> None:
+        """Forget orders, fills, faults, counters and the request log."""
+        with self._lock:
+            self._orders: list[dict] = []
+            self._by_id: dict[str, dict] = {}
+            self._by_client_id: dict[str, dict] = {}
+            self._submitted_ns: dict[str, int] = {}
+            self._fills: list[tuple[int, dict]] = []
+            self._faults: deque[tuple] = deque()
+            self._requests: list[tuple[str, str]] = []
+            self._post_count = self._last_ns = 0
+
+    def _now(self) -> int:
+        """Strictly increasing nanosecond clock, so sorting by timestamp is never ambiguous."""
+        self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return self._last_ns
+
+    def _create_order(self, body: object) -> dict:
+        """Validate like Alpaca on the main paths (422 code 40010001), then store the order."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "request body format is invalid", 40010000)
+        symbol = body.get("symbol")
+        if not isinstance(symbol, str) or not SYMBOL.fullmatch(symbol):
+            raise ApiError(422, f"invalid symbol {symbol!r}: expected an upper-case equity ticker")
+        for field, allowed in CHOICES.items():
+            if body.get(field) not in allowed:
+                raise ApiError(422, f"invalid {field} {body.get(field)!r}, use one of {allowed}")
+        otype, tif = body["type"], body["time_in_force"]
+        qty, notional, limit_price, stop_price = (
+            decimal_field(body, f) for f in ("qty", "notional", "limit_price", "stop_price")
+        )
+        if (qty is None) == (notional is None):
+            raise ApiError(422, "exactly one of qty or notional is required")
+        if otype in ("limit", "stop_limit") and limit_price is None:
+            raise ApiError(422, f"limit_price is required for {otype} orders")
+        if otype in ("stop", "stop_limit") and stop_price is None:
+            raise ApiError(422, f"stop_price is required for {otype} orders")
+        for name, price in (("limit_price", limit_price), ("stop_price", stop_price)):
+            # Alpaca refuses sub-penny prices: at most 2 decimals from $1 up, 4 below.
+            if price and -Decimal(price).as_tuple().exponent > (2 if Decimal(price) >= 1 else 4):
+                message = f"invalid {name} {price}. sub-penny increment does not fulfill minimum"
+                raise ApiError(422, message + " pricing criteria", 42210000)
+        if body.get("order_class") not in (None, "", "simple"):
+            raise ApiError(422, f"order_class {body['order_class']!r} is not supported here")
+        client_order_id = body.get("client_order_id") or str(uuid.uuid4())
+        if not isinstance(client_order_id, str) or len(client_order_id) > 128:
+            raise ApiError(422, "client_order_id must be a string of at most 128 characters")
+        with self._lock:
+            # Alpaca keeps client_order_ids unique forever, canceled orders included.
+            if client_order_id in self._by_client_id:
+                raise ApiError(422, "client_order_id must be unique")
+            now = self._now()
+            ts = format_ts(now)
+            # fmt: off
+            order = {
+                "id": str(uuid.uuid4()), "client_order_id": client_order_id,
+                "created_at": ts, "updated_at": ts, "submitted_at": ts, "filled_at": None,
+                "expired_at": None, "expires_at": None, "canceled_at": None, "failed_at": None,
+                "replaced_at": None, "replaced_by": None, "replaces": None,
+                "asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"alpaca-asset:{symbol}")),
+                "symbol": symbol, "asset_class": "us_equity", "notional": notional, "qty": qty,
+                "filled_qty": "0", "filled_avg_price": None, "order_class": "",
+                "order_type": otype, "type": otype, "side": body["side"], "time_in_force": tif,
+                "limit_price": limit_price, "stop_price": stop_price, "status": "accepted",
+                "extended_hours": bool(body.get("extended_hours")), "legs": None,
+                "trail_percent": None, "trail_price": None, "hwm": None,
+                "position_intent": body.get("position_intent"),
+            }
+            # fmt: on
+            self._orders.append(order)
+            self._by_id[order["id"]] = self._by_client_id[client_order_id] = order
+            self._submitted_ns[order["id"]] = now
+            return copy.deepcopy(order)
+
+    def _list_orders(self, query: dict[str, str]) -> list[dict]:
+        """As Alpaca: status=open by default, limit 50 by default (capped at 500), and
+        after/until compare exclusively against submitted_at (not updated_at)."""
+        status = query.get("status", "open")
+        if status not in ("open", "closed", "all"):
+            raise ApiError(422, "status must be one of open, closed, all")
+        if not query.get("limit", "50").isdigit():
+            raise ApiError(422, "limit must be a positive integer")
+        symbols = query["symbols"].split(",") if query.get("symbols") else None
+        with self._lock:
+            hits = [
+                (self._submitted_ns[o["id"]], o)
+                for o in self._orders
+                if (status == "all" or (o["status"] in CLOSED_STATUSES) == (status == "closed"))
+                and (symbols is None or o["symbol"] in symbols)
+            ]
+            return window(hits, query)[: min(int(query.get("limit", "50")), 500)]
+
+    def _list_fills(self, query: dict[str, str]) -> list[dict]:
+        """FILL activities; after/until compare against transaction_time."""
+        with self._lock:
+            return window(self._fills, query)
+
+
+def window(items: list[tuple[int, dict]], query: dict[str, str]) -> list[dict]:
+    """Filter (timestamp_ns, item) pairs by after/until (exclusive) and sort them by
+    `direction`, newest first by default as Alpaca does; returns copies of the items."""
+    after = parse_ts(query["after"]) if "after" in query else -1
+    until = parse_ts(query["until"]) if "until" in query else float("inf")
+    direction = query.get("direction", "desc")
+    if direction not in ("asc", "desc"):
+        raise ApiError(422, "direction must be asc or desc")
+    hits = sorted((i for i in items if after < i[0] < until), key=lambda i: i[0])
+    return copy.deepcopy([item for _, item in (hits[::-1] if direction == "desc" else hits)])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One HTTP request. HTTP/1.0 (the default), so every request has its own connection and a
+    dropped connection or stop() never leaves a kept-alive socket behind."""
+
+    standin: AlpacaStandIn
+
+    def log_message(self, format: str, *args: object) -> None:
+        if self.standin.log_requests:
+            super().log_message(format, *args)
+
+    def _dispatch(self) -> None:
+        s, url = self.standin, urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        is_order_post = (self.command, url.path) == ("POST", "/v2/orders")
+        with s._lock:
+            s._requests.append((self.command, self.path))
+            s._post_count += is_order_post
+        try:
+            for required, header in ((s.required_key_id, "APCA-API-KEY-ID"),
+                                     (s.required_secret, "APCA-API-SECRET-KEY")):  # fmt: skip
+                if required is not None and self.headers.get(header) != required:
+                    raise ApiError(401, "request is not authorized", 40110000)
+            if is_order_post:
+                return self._post_order(raw)
+            if self.command != "GET":
+                raise ApiError(404, "endpoint not found", 40410000)
+            self._send(200, self._get(url.path, query))
+        except ApiError as err:
+            self._send(err.status, err.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+    def _get(self, path: str, query: dict[str, str]) -> object:
+        s = self.standin
+        if path == "/v2/orders":
+            return s._list_orders(query)
+        if path == "/v2/account/activities/FILL":
+            return s._list_fills(query)
+        if path == "/v2/account":
+            return {"id": ACCOUNT_ID, "account_number": "PA3STANDIN00", "status": "ACTIVE",
+                    "currency": "USD", "cash": "100000", "buying_power": "200000",
+                    "equity": "100000", "multiplier": "2"}  # fmt: skip
+        with s._lock:
+            if path == "/v2/orders:by_client_order_id":
+                order = s._by_client_id.get(query.get("client_order_id", ""))
+            elif path.startswith("/v2/orders/"):
+                order = s._by_id.get(path.removeprefix("/v2/orders/"))
+            else:
+                raise ApiError(404, "endpoint not found", 40410000)
+            if order is None:
+                raise ApiError(404, "order not found", 40410000)
+            return copy.deepcopy(order)
+
+    def _post_order(self, raw: bytes) -> None:
+        s = self.standin
+        with s._lock:
+            kind, arg, body, accept_first = s._faults.popleft() if s._faults else (None,) * 4
+        try:
+            payload = json.loads(raw or b"null", parse_float=Decimal)
+        except ValueError:
+            payload = None
+        order = None
+        if accept_first:
+            try:
+                order = s._create_order(payload)
+            except ApiError:
+                order = None  # an invalid order is not stored; the fault still answers
+        if kind == "drop":
+            return  # nothing written: the server just closes the socket
+        if kind == "fail":
+            return self._send_fault(arg, body)
+        if kind == "delay" and s._stopping.wait(arg):
+            return  # stopped while sleeping
+        self._send(200, order or s._create_order(payload))
+
+    def _send_fault(self, status: int, body: str | dict | None) -> None:
+        if body is None and status >= 500:
+            title = f"{status} {HTTPStatus(status).phrase}"
+            body = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        elif body is None:
+            code, message = DEFAULT_4XX.get(status, (status * 100000, HTTPStatus(status).phrase))
+            body = {"code": code, "message": message}
+        is_json = isinstance(body, dict) or body.lstrip().startswith(("{", "["))
+        self._send(status, body, "application/json" if is_json else "text/html")
+
+    def _send(self, status: int, body: object, content_type: str = "application/json") -> None:
+        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Local stand-in for Alpaca's Trading API v2.")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    standin = AlpacaStandIn()
+    standin.log_requests = True
+    print(standin.start(parser.parse_args().port).base_url, flush=True)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    while not stopping.wait(0.5):
+        pass
+    standin.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""In-memory implementations of the ports, for unit tests of the engine's logic.
+
+They honour the same contracts as the real adapters (an atomic claim, errors as our own types),
+so a unit test that passes here says something about the engine, not about the fake.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from backend.execution.agent_state import AgentStateTracker
+from backend.execution.clock import trading_date
+from backend.execution.decisions import BrokerOrder, ExecutionResult
+from backend.execution.errors import BrokerUnavailable, TransientError
+from backend.execution.idempotency import (
+    IN_PROGRESS,
+    RETRY_PENDING,
+    Claim,
+    ClaimVerdict,
+    IntentRecord,
+    classify_existing,
+    is_final,
+)
+from backend.execution.intent import OrderIntent
+from backend.execution.kill_switch import KillSwitchReading
+
+
+class InMemoryLedger:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.records: dict[str, IntentRecord] = {}
+        self.trades: dict[str, dict[str, object]] = {}
+        self.unavailable: Exception | None = None
+        self.fail_record_outcome = False
+
+    def claim(self, intent: OrderIntent, *, now: datetime, lease_s: float, source: str) -> Claim:
+        if self.unavailable:
+            raise self.unavailable
+        with self._lock:
+            lease = now + timedelta(seconds=lease_s)
+            existing = self.records.get(intent.client_intent_id)
+            if existing is None:
+                self.records[intent.client_intent_id] = IntentRecord(
+                    intent.client_intent_id, IN_PROGRESS, 1, lease
+                )
+                return Claim(ClaimVerdict.OWNED, attempt=1)
+            verdict = classify_existing(existing, now)
+            if verdict is not ClaimVerdict.OWNED:
+                return Claim(verdict, existing.attempt, existing)
+            attempt = existing.attempt + 1
+            self.records[intent.client_intent_id] = IntentRecord(
+                intent.client_intent_id, IN_PROGRESS, attempt, lease
+            )
+            return Claim(ClaimVerdict.OWNED, attempt, existing, resumes_earlier_attempt=True)
+
+    def record_outcome(
+        self, intent: OrderIntent, claim: Claim, result: ExecutionResult, *, now: datetime
+    ) -> None:
+        if self.fail_record_outcome:
+            from backend.execution.errors import LedgerUnavailable
+
+            raise LedgerUnavailable("injected")
+        with self._lock:
+            status = result.status.value if is_final(result.reason) else RETRY_PENDING
+            self.records[intent.client_intent_id] = IntentRecord(
+                intent.client_intent_id,
+                status,
+                claim.attempt,
+                None,
+                result.reason,
+                result.broker_order_id,
+                result.message,
+                tuple(c.to_dict() for c in result.checks),
+            )
+            if result.broker_order is not None and result.broker_order_id:
+                self.trades[result.broker_order_id] = {
+                    "broker_account_id": intent.broker_account_id,
+                    "trading_date": trading_date(now),
+                    "client_intent_id": intent.client_intent_id,
+                }
+
+    def load(self, client_intent_id: str) -> IntentRecord | None:
+        return self.records.get(client_intent_id)
+
+    def count_routed(self, broker_account_id: str, on: date) -> int:
+        if self.unavailable:
+            raise self.unavailable
+        return sum(
+            1
+            for t in self.trades.values()
+            if t["broker_account_id"] == broker_account_id and t["trading_date"] == on
+        )
+
+
+class FakePositions:
+    def __init__(self, positions: dict[tuple[str, str], Decimal] | None = None) -> None:
+        self.positions = positions or {}
+        self.calls = 0
+        self.error: TransientError | None = None
+
+    def current_qty(self, broker_account_id: str, symbol: str) -> Decimal:
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return self.positions.get((broker_account_id, symbol), Decimal(0))
+
+
+class FakeCounter:
+    def __init__(self, count: int = 0) -> None:
+        self.count = count
+        self.calls = 0
+        self.error: TransientError | None = None
+
+    def count_routed(self, broker_account_id: str, on: date) -> int:
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return self.count
+
+
+class StaticKillSwitch:
+    def __init__(self, reading: KillSwitchReading) -> None:
+        self.reading = reading
+
+    def read(self) -> KillSwitchReading:
+        return self.reading
+
+
+class RecordingBroker:
+    """A broker that accepts every order (or fails as told) and remembers what it was sent."""
+
+    simulated = False
+
+    def __init__(self) -> None:
+        self.submitted: list[OrderIntent] = []
+        self.orders: dict[str, BrokerOrder] = {}
+        self.fail_with: Exception | None = None
+        self.accept_then_fail = False
+
+    def submit(self, intent: OrderIntent) -> BrokerOrder:
+        self.submitted.append(intent)
+        if self.fail_with is not None and not self.accept_then_fail:
+            raise self.fail_with
+        order = BrokerOrder(
+            broker_order_id=f"order-{len(self.submitted)}",
+            client_order_id=intent.client_intent_id,
+            status="accepted",
+            filled_qty=Decimal(0),
+            filled_avg_price=None,
+            filled_at=None,
+            submitted_at=None,
+            raw={"id": f"order-{len(self.submitted)}"},
+        )
+        self.orders[intent.client_intent_id] = order
+        if self.fail_with is not None:
+            raise self.fail_with
+        return order
+
+    def find_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None:
+        return self.orders.get(client_order_id)
+
+
+def tracker() -> AgentStateTracker:
+    return AgentStateTracker(backoff_base_s=1, backoff_max_s=8)
+
+
+__all__ = [
+    "BrokerUnavailable",
+    "FakeCounter",
+    "FakePositions",
+    "InMemoryLedger",
+    "RecordingBroker",
+    "StaticKillSwitch",
+    "tracker",
+]

@@ -1,0 +1,349 @@
+"""The engine's decisions, with in-memory ports: every path from intent to outcome."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from backend.execution.adapters.dry_run_broker import DryRunBroker
+from backend.execution.clock import FixedClock
+from backend.execution.engine import ExecutionEngine, IntentContext, OrderIntent
+from backend.execution.errors import (
+    BrokerRejected,
+    BrokerUnavailable,
+    ConfigurationError,
+    DuplicateClientOrderId,
+    LedgerUnavailable,
+    RiskDataUnavailable,
+)
+from backend.execution.kill_switch import KillSwitchReading, parse_switch_value
+from backend.execution.settings import Settings
+from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
+from tests.support.fakes import (
+    FakeCounter,
+    FakePositions,
+    InMemoryLedger,
+    RecordingBroker,
+    StaticKillSwitch,
+    tracker,
+)
+
+NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+OFF = KillSwitchReading("env:EXECUTION_HALTED", halted=False, value="0")
+
+
+class FixedHeartbeat:
+    def __init__(self, at: datetime | None) -> None:
+        self.at = at
+
+    def last_beat(self) -> datetime | None:
+        return self.at
+
+
+def make_engine(
+    *,
+    live: bool = False,
+    kill: KillSwitchReading = OFF,
+    broker: Any = None,
+    ledger: InMemoryLedger | None = None,
+    positions: FakePositions | None = None,
+    counter: FakeCounter | None = None,
+    heartbeat: Any = None,
+    **overrides: Any,
+) -> ExecutionEngine:
+    values: dict[str, Any] = {"dry_run": not live, "agent_mode": "LIVE" if live else "DISABLED"}
+    if live:
+        values |= {"alpaca_api_key": "key", "alpaca_secret_key": "secret"}
+    settings = Settings(**(values | overrides))
+    return ExecutionEngine(
+        broker=broker or (RecordingBroker() if live else DryRunBroker()),
+        settings=settings,
+        ledger=ledger or InMemoryLedger(),
+        trade_counter=counter or FakeCounter(),
+        positions=positions or FakePositions(),
+        kill_switches=[StaticKillSwitch(kill)],
+        heartbeat=heartbeat,
+        clock=FixedClock(NOW),
+        agent=tracker(),
+    )
+
+
+def intent(**overrides: Any) -> OrderIntent:
+    fields: dict[str, Any] = {
+        "client_intent_id": "intent-1",
+        "strategy_id": "momentum",
+        "broker_account_id": "acct-1",
+        "symbol": "SPY",
+        "side": "buy",
+        "qty": "5",
+        "order_type": "market",
+    }
+    return OrderIntent(**(fields | overrides))
+
+
+def check(result: Any, name: str) -> Any:
+    return next(c for c in result.checks if c.name == name)
+
+
+# -- gate ----------------------------------------------------------------------------------
+
+
+def test_kill_switch_on_refuses_without_calling_the_broker_even_in_dry_run() -> None:
+    positions = FakePositions()
+    engine = make_engine(kill=parse_switch_value("file:/k", "1"), positions=positions)
+    result = engine.execute_intent(intent())
+    assert result.status is Status.REJECTED
+    assert result.reason is Reason.KILL_SWITCH_ENABLED
+    assert "file:/k" in check(result, "kill_switch").detail
+    assert positions.calls == 0
+
+
+def test_an_unreadable_kill_switch_source_halts_trading() -> None:
+    broker = RecordingBroker()
+    unreadable = KillSwitchReading("file:/k", halted=True, error="file does not exist")
+    result = make_engine(live=True, broker=broker, kill=unreadable).execute_intent(intent())
+    assert result.reason is Reason.KILL_SWITCH_ENABLED
+    assert "unreadable" in result.message
+    assert broker.submitted == []
+
+
+def test_live_routing_needs_agent_mode_live_and_refuses_before_any_risk_io() -> None:
+    positions, counter, broker = FakePositions(), FakeCounter(), RecordingBroker()
+    engine = make_engine(
+        live=True, broker=broker, positions=positions, counter=counter, agent_mode="PAPER"
+    )
+    result = engine.execute_intent(intent())
+    assert result.reason is Reason.AGENT_MODE_NOT_LIVE
+    assert (positions.calls, counter.calls, broker.submitted) == (0, 0, [])
+
+
+def test_agent_mode_halted_refuses_even_dry_runs() -> None:
+    result = make_engine(agent_mode="HALTED").execute_intent(intent())
+    assert result.reason is Reason.AGENT_MODE_NOT_LIVE
+
+
+def test_a_stale_market_data_heartbeat_degrades_the_agent_and_blocks_live_routing() -> None:
+    broker = RecordingBroker()
+    stale = FixedHeartbeat(NOW - timedelta(seconds=121))
+    engine = make_engine(live=True, broker=broker, heartbeat=stale)
+    result = engine.execute_intent(intent())
+    assert result.reason is Reason.AGENT_STATE_NOT_READY
+    assert check(result, "agent_state").inputs["agent_state"] == "DEGRADED"
+    assert broker.submitted == []
+
+
+def test_a_fresh_heartbeat_leaves_the_agent_ready_to_route() -> None:
+    fresh = FixedHeartbeat(NOW - timedelta(seconds=5))
+    result = make_engine(live=True, heartbeat=fresh).execute_intent(intent())
+    assert result.status is Status.SUBMITTED
+
+
+def test_dry_run_does_not_require_a_ready_agent_but_records_its_state() -> None:
+    result = make_engine(heartbeat=FixedHeartbeat(None)).execute_intent(intent())
+    assert result.status is Status.DRY_RUN
+    assert check(result, "agent_state").outcome is CheckOutcome.SKIPPED
+
+
+# -- risk ----------------------------------------------------------------------------------
+
+
+def test_the_daily_trade_limit_refuses_once_reached() -> None:
+    result = make_engine(counter=FakeCounter(3), max_daily_trades=3).execute_intent(intent())
+    assert result.reason is Reason.MAX_DAILY_TRADES_EXCEEDED
+    assert check(result, "max_daily_trades").inputs["trades_today"] == 3
+
+
+def test_the_trading_date_is_new_york_time() -> None:
+    engine = make_engine()
+    engine.clock = FixedClock(datetime(2026, 3, 11, 2, 30, tzinfo=UTC))  # 22:30 on the 10th in NY
+    result = engine.execute_intent(intent())
+    assert str(check(result, "max_daily_trades").inputs["trading_date"]) == "2026-03-10"
+
+
+def test_the_position_limit_applies_to_the_projected_position() -> None:
+    positions = FakePositions({("acct-1", "SPY"): Decimal("96")})
+    result = make_engine(positions=positions).execute_intent(intent(qty="5"))
+    assert result.reason is Reason.MAX_POSITION_SIZE_EXCEEDED
+    assert check(result, "max_position_size").inputs["projected_qty"] == Decimal("101")
+
+
+def test_a_sell_that_reduces_a_long_position_is_allowed() -> None:
+    positions = FakePositions({("acct-1", "SPY"): Decimal("100")})
+    result = make_engine(positions=positions).execute_intent(intent(side="sell", qty="30"))
+    assert result.status is Status.DRY_RUN
+
+
+def test_a_sell_that_opens_too_large_a_short_is_refused() -> None:
+    result = make_engine().execute_intent(intent(side="sell", qty="100.5"))
+    assert result.reason is Reason.MAX_POSITION_SIZE_EXCEEDED
+
+
+def test_unreadable_risk_data_fails_closed_and_is_retryable() -> None:
+    positions = FakePositions()
+    positions.error = RiskDataUnavailable("positions: OperationalError")
+    result = make_engine(positions=positions).execute_intent(intent())
+    assert result.reason is Reason.RISK_DATA_UNAVAILABLE
+    assert result.retryable
+
+
+def test_fail_open_lets_unreadable_risk_data_pass_with_a_warning() -> None:
+    counter = FakeCounter()
+    counter.error = RiskDataUnavailable("count failed")
+    result = make_engine(counter=counter, risk_fail_open=True).execute_intent(intent())
+    assert result.status is Status.DRY_RUN
+    assert check(result, "max_daily_trades").outcome is CheckOutcome.WARNING
+
+
+# -- freshness -----------------------------------------------------------------------------
+
+
+def test_an_intent_older_than_the_max_age_is_refused_as_final() -> None:
+    old = intent(created_at=NOW - timedelta(seconds=301))
+    result = make_engine().execute_intent(old)
+    assert result.reason is Reason.INTENT_EXPIRED
+    assert not result.retryable
+
+
+def test_without_created_at_the_pubsub_publish_time_decides_the_age() -> None:
+    context = IntentContext(source="pubsub", publish_time=NOW - timedelta(seconds=400))
+    result = make_engine().execute_intent(intent(), context)
+    assert result.reason is Reason.INTENT_EXPIRED
+
+
+def test_a_created_at_far_in_the_future_is_refused() -> None:
+    result = make_engine().execute_intent(intent(created_at=NOW + timedelta(hours=1)))
+    assert result.reason is Reason.INVALID_INTENT
+
+
+# -- idempotency ---------------------------------------------------------------------------
+
+
+def test_a_repeated_intent_gets_the_original_outcome_and_no_second_order() -> None:
+    broker = RecordingBroker()
+    engine = make_engine(live=True, broker=broker)
+    first = engine.execute_intent(intent())
+    second = engine.execute_intent(intent())
+    assert first.status is Status.SUBMITTED
+    assert second.status is Status.DUPLICATE
+    assert second.original_status is Status.SUBMITTED
+    assert second.broker_order_id == first.broker_order_id
+    assert len(broker.submitted) == 1
+
+
+def test_a_refused_intent_is_replayed_as_refused() -> None:
+    ledger = InMemoryLedger()
+    make_engine(ledger=ledger, max_daily_trades=0).execute_intent(intent())
+    again = make_engine(ledger=ledger).execute_intent(intent())
+    assert again.status is Status.REJECTED
+    assert again.reason is Reason.MAX_DAILY_TRADES_EXCEEDED
+    assert again.original_status is Status.REJECTED
+
+
+def test_a_retryable_outcome_lets_the_next_delivery_decide_again() -> None:
+    ledger, positions = InMemoryLedger(), FakePositions()
+    positions.error = RiskDataUnavailable("down")
+    engine = make_engine(ledger=ledger, positions=positions)
+    assert engine.execute_intent(intent()).reason is Reason.RISK_DATA_UNAVAILABLE
+    positions.error = None
+    assert engine.execute_intent(intent()).status is Status.DRY_RUN
+
+
+def test_a_delivery_while_another_holds_the_claim_is_told_it_is_in_progress() -> None:
+    ledger = InMemoryLedger()
+    ledger.claim(intent(), now=NOW, lease_s=30, source="test")
+    result = make_engine(ledger=ledger).execute_intent(intent())
+    assert result.reason is Reason.DUPLICATE_IN_PROGRESS
+    assert result.retry_after_s == 31
+
+
+def test_an_expired_claim_of_a_dead_attempt_is_taken_over_and_adopts_its_order() -> None:
+    ledger, broker = InMemoryLedger(), RecordingBroker()
+    ledger.claim(intent(), now=NOW - timedelta(seconds=60), lease_s=30, source="test")
+    broker.submit(intent())  # the dead attempt reached the broker before dying
+    result = make_engine(live=True, ledger=ledger, broker=broker).execute_intent(intent())
+    assert result.status is Status.SUBMITTED
+    assert result.broker_order_id == "order-1"
+    assert len(broker.submitted) == 1
+    assert check(result, "earlier_attempt").outcome is CheckOutcome.PASSED
+
+
+def test_the_intent_store_being_down_places_nothing() -> None:
+    ledger, broker = InMemoryLedger(), RecordingBroker()
+    ledger.unavailable = LedgerUnavailable("Firestore ServiceUnavailable")
+    result = make_engine(live=True, ledger=ledger, broker=broker).execute_intent(intent())
+    assert result.reason is Reason.LEDGER_UNAVAILABLE
+    assert result.retryable
+    assert broker.submitted == []
+
+
+def test_an_order_placed_but_not_recorded_is_reported_and_retryable() -> None:
+    ledger, broker = InMemoryLedger(), RecordingBroker()
+    ledger.fail_record_outcome = True
+    result = make_engine(live=True, ledger=ledger, broker=broker).execute_intent(intent())
+    assert result.status is Status.SUBMITTED
+    assert result.broker_order_id == "order-1"
+    assert result.reason is Reason.LEDGER_UNAVAILABLE
+    assert result.retryable
+
+
+# -- broker --------------------------------------------------------------------------------
+
+
+def test_a_broker_refusal_is_final() -> None:
+    broker = RecordingBroker()
+    broker.fail_with = BrokerRejected(
+        "HTTP 403: insufficient buying power", status_code=403, code=1
+    )
+    result = make_engine(live=True, broker=broker).execute_intent(intent())
+    assert result.reason is Reason.BROKER_REJECTED
+    assert "insufficient buying power" in result.message
+    assert not result.retryable
+
+
+def test_an_unknown_broker_outcome_is_retryable_and_the_retry_adopts_instead_of_resending() -> None:
+    ledger, broker = InMemoryLedger(), RecordingBroker()
+    broker.fail_with = BrokerUnavailable("timeout", outcome_unknown=True)
+    broker.accept_then_fail = True
+    engine = make_engine(live=True, ledger=ledger, broker=broker)
+    first = engine.execute_intent(intent())
+    assert first.reason is Reason.BROKER_UNAVAILABLE and first.retryable
+    broker.fail_with = None
+    second = engine.execute_intent(intent())
+    assert second.status is Status.SUBMITTED
+    assert second.broker_order_id == "order-1"
+    assert len(broker.submitted) == 1
+
+
+def test_a_duplicate_client_order_id_at_the_broker_is_adopted() -> None:
+    broker = RecordingBroker()
+    broker.fail_with = DuplicateClientOrderId("must be unique", status_code=422, code=40010001)
+    broker.accept_then_fail = True
+    result = make_engine(live=True, broker=broker).execute_intent(intent())
+    assert result.status is Status.SUBMITTED
+    assert result.broker_order_id == "order-1"
+
+
+# -- agent errors and wiring ---------------------------------------------------------------
+
+
+def test_an_unexpected_exception_sends_the_agent_to_error_with_backoff() -> None:
+    positions = FakePositions()
+    positions.error = ZeroDivisionError()  # type: ignore[assignment]
+    broker = RecordingBroker()
+    engine = make_engine(live=True, positions=positions, broker=broker)
+    result = engine.execute_intent(intent())
+    assert result.reason is Reason.INTERNAL_ERROR
+    assert engine.agent.state is AgentState.ERROR
+    positions.error = None
+    blocked = engine.execute_intent(intent(client_intent_id="intent-2"))
+    assert blocked.reason is Reason.AGENT_STATE_NOT_READY
+    engine.clock = FixedClock(NOW + timedelta(seconds=2))
+    assert engine.execute_intent(intent(client_intent_id="intent-3")).status is Status.SUBMITTED
+
+
+def test_dry_run_with_a_real_broker_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="dry_run"):
+        make_engine(broker=RecordingBroker())
