@@ -360,3 +360,22 @@ def test_admin_endpoints_need_the_right_key(make_client: AppFactory, tmp_path: P
     assert state.get_json()["inputs"]["kill_switch"][0]["halted"] is True
     recovered = client.post("/recover", headers={"X-Exec-Agent-Key": "s3cret-admin"})
     assert recovered.status_code == 200
+
+
+def test_a_delivery_while_another_attempt_holds_the_claim_is_409_on_execute_and_acked_on_push(
+    make_client: AppFactory, firestore_client: Any
+) -> None:
+    from backend.execution.adapters.firestore_ledger import FirestoreLedger
+    from backend.execution.intent import OrderIntent
+
+    body = intent()
+    in_flight = FirestoreLedger(firestore_client, timeout_s=2)
+    in_flight.claim(OrderIntent(**body), now=datetime.now(UTC), lease_s=60, source="other")
+    client = make_client()
+    direct = client.post("/execute", json=body)
+    assert direct.status_code == 409
+    assert direct.get_json()["reason"] == "duplicate_in_progress"
+    assert direct.get_json()["retryable"] is True
+    pushed = push(client, body)
+    assert pushed.status_code == 200
+    assert pushed.get_json()["reason"] == "duplicate_in_progress"
