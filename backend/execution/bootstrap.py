@@ -21,8 +21,7 @@ from backend.execution.ports import (
     HeartbeatSource,
     IntentLedger,
     KillSwitchSource,
-    PositionSource,
-    TradeCounter,
+    RiskBook,
 )
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import AgentState
@@ -39,8 +38,7 @@ def load_settings() -> Settings:
 class Adapters:
     broker: Broker
     ledger: IntentLedger
-    trade_counter: TradeCounter
-    positions: PositionSource
+    risk_book: RiskBook
     kill_switches: Sequence[KillSwitchSource]
     heartbeat: HeartbeatSource | None
     agent: AgentStateTracker
@@ -54,8 +52,7 @@ def build_missing(
     dry_run: bool,
     broker: Broker | None = None,
     ledger: IntentLedger | None = None,
-    trade_counter: TradeCounter | None = None,
-    positions: PositionSource | None = None,
+    risk_book: RiskBook | None = None,
     kill_switches: Sequence[KillSwitchSource] | None = None,
     heartbeat: HeartbeatSource | None = None,
     agent: AgentStateTracker | None = None,
@@ -73,14 +70,12 @@ def build_missing(
             closers.append(lazy_client[0].close)
         return lazy_client[0]
 
-    if ledger is None or trade_counter is None:
+    if ledger is None:
         from backend.execution.adapters.firestore_ledger import FirestoreLedger
 
-        firestore_ledger = FirestoreLedger(firestore_client(), timeout_s=settings.io_timeout_s)
-        ledger = ledger or firestore_ledger
-        trade_counter = trade_counter or firestore_ledger
-    if positions is None:
-        positions = _postgres_positions(settings, closers)
+        ledger = FirestoreLedger(firestore_client(), timeout_s=settings.io_timeout_s)
+    if risk_book is None:
+        risk_book = _postgres_risk_book(settings, closers)
     if kill_switches is None:
         kill_switches = build_kill_switches(settings, firestore_client)
     if heartbeat is None and settings.heartbeat_doc:
@@ -100,8 +95,7 @@ def build_missing(
     return Adapters(
         broker=broker or build_broker(settings, dry_run=dry_run),
         ledger=ledger,
-        trade_counter=trade_counter,
-        positions=positions,
+        risk_book=risk_book,
         kill_switches=kill_switches,
         heartbeat=heartbeat,
         agent=agent or build_agent(settings),
@@ -173,12 +167,12 @@ def log_transition(previous: AgentState, current: AgentState, why: str) -> None:
     )
 
 
-def _postgres_positions(settings: Settings, closers: list[Callable[[], None]]) -> PositionSource:
+def _postgres_risk_book(settings: Settings, closers: list[Callable[[], None]]) -> RiskBook:
     if settings.postgres_dsn is None:
         raise ConfigurationError(
-            "EXEC_POSTGRES_DSN is required: the max-position check reads public.broker_positions"
+            "EXEC_POSTGRES_DSN is required: the risk checks read positions and the order book"
         )
-    from backend.execution.adapters.postgres_positions import PostgresPositions, open_pool
+    from backend.execution.adapters.postgres_risk_book import PostgresRiskBook, open_pool
 
     pool = open_pool(
         settings.postgres_dsn.get_secret_value(),
@@ -186,4 +180,4 @@ def _postgres_positions(settings: Settings, closers: list[Callable[[], None]]) -
         timeout_s=settings.io_timeout_s,
     )
     closers.append(pool.close)
-    return PostgresPositions(pool, timeout_s=settings.io_timeout_s)
+    return PostgresRiskBook(pool, timeout_s=settings.io_timeout_s)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from backend.execution import freshness, gate, risk
@@ -43,9 +43,9 @@ from backend.execution.ports import (
     HeartbeatSource,
     IntentLedger,
     KillSwitchSource,
-    PositionSource,
-    TradeCounter,
+    RiskBook,
 )
+from backend.execution.risk import RiskSnapshot
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
 
@@ -72,6 +72,16 @@ class IntentContext:
     trace: str | None = None
 
 
+@dataclass
+class _Attempt:
+    """What one attempt did that matters for the risk reservation afterwards."""
+
+    # A reservation may exist: this attempt made one, or an earlier attempt did.
+    may_hold_reservation: bool
+    # The broker may have the order even though we have no answer: keep the reservation.
+    order_may_exist: bool = False
+
+
 @dataclass(frozen=True)
 class GateSnapshot:
     """What the gate saw: also served by ``GET /state``."""
@@ -94,8 +104,7 @@ class ExecutionEngine:
         *,
         settings: Settings | None = None,
         ledger: IntentLedger | None = None,
-        trade_counter: TradeCounter | None = None,
-        positions: PositionSource | None = None,
+        risk_book: RiskBook | None = None,
         kill_switches: Sequence[KillSwitchSource] | None = None,
         heartbeat: HeartbeatSource | None = None,
         clock: Clock | None = None,
@@ -112,16 +121,14 @@ class ExecutionEngine:
             dry_run=self.dry_run,
             broker=broker,
             ledger=ledger,
-            trade_counter=trade_counter,
-            positions=positions,
+            risk_book=risk_book,
             kill_switches=kill_switches,
             heartbeat=heartbeat,
             agent=agent,
         )
         self.broker: Broker = built.broker
         self.ledger: IntentLedger = built.ledger
-        self.trade_counter: TradeCounter = built.trade_counter
-        self.positions: PositionSource = built.positions
+        self.risk_book: RiskBook = built.risk_book
         self.kill_switches: tuple[KillSwitchSource, ...] = tuple(built.kill_switches)
         self.heartbeat: HeartbeatSource | None = built.heartbeat
         self.agent: AgentStateTracker = built.agent
@@ -175,7 +182,7 @@ class ExecutionEngine:
         """Pings the stores every intent needs; 'ok' or the error, per dependency."""
         probes = {
             "firestore": lambda: self.ledger.load("_readiness_probe"),
-            "postgres": getattr(self.positions, "ping", None),
+            "postgres": getattr(self.risk_book, "ping", None),
         }
         status: dict[str, str] = {}
         for name, probe in probes.items():
@@ -210,16 +217,23 @@ class ExecutionEngine:
         if claim.verdict is ClaimVerdict.IN_PROGRESS:
             return self._in_progress(intent, claim, now)
 
-        result = self._decide_and_route(intent, context, claim, now)
+        attempt = _Attempt(may_hold_reservation=claim.resumes_earlier_attempt)
+        result = self._decide_and_route(intent, context, claim, now, attempt)
+        self._settle_reservation(intent, now, result, attempt)
         return self._record(intent, claim, result, now)
 
     def _decide_and_route(
-        self, intent: OrderIntent, context: IntentContext, claim: Claim, now: datetime
+        self,
+        intent: OrderIntent,
+        context: IntentContext,
+        claim: Claim,
+        now: datetime,
+        attempt: _Attempt,
     ) -> ExecutionResult:
         if claim.resumes_earlier_attempt and not self.broker.simulated:
             # An earlier attempt may have reached the broker before it died or timed out: the
             # order it placed (if any) is adopted, never placed a second time.
-            adopted = self._adopt_existing_order(intent)
+            adopted = self._adopt_existing_order(intent, attempt)
             if adopted is not None:
                 return adopted
 
@@ -237,11 +251,11 @@ class ExecutionEngine:
         if not decision.allowed:  # refused before any risk I/O
             return self._rejected(intent, decision)
 
-        decision = decision.plus(self._risk_checks(intent, now))
+        decision = decision.plus(self._risk_checks(intent, now, attempt))
         if not decision.allowed:
             return self._rejected(intent, decision)
 
-        return self._route(intent, decision)
+        return self._route(intent, decision, attempt)
 
     def _gate_checks(self) -> list[CheckResult]:
         snapshot = self.gate_snapshot()
@@ -253,36 +267,61 @@ class ExecutionEngine:
             ),
         ]
 
-    def _risk_checks(self, intent: OrderIntent, now: datetime) -> list[CheckResult]:
-        fail_open = self.settings.risk_fail_open
+    def _risk_checks(
+        self, intent: OrderIntent, now: datetime, attempt: _Attempt
+    ) -> list[CheckResult]:
+        """Runs both checks on one consistent snapshot; when routing for real and both pass,
+        reserves the daily slot and the exposure in the same locked transaction."""
         account, day = intent.broker_account_id, trading_date(now)
+        reserve = not self.dry_run
         try:
-            count = self.trade_counter.count_routed(account, day)
-            daily = risk.max_daily_trades_check(account, day, count, self.settings.max_daily_trades)
+            with self.risk_book.hold(intent, day, exclusive=reserve) as hold:
+                checks = self._assess(intent, day, hold.snapshot)
+                if reserve and not any(check.blocks for check in checks):
+                    attempt.may_hold_reservation = True
+                    hold.reserve()
+            return checks
         except TransientError as exc:
-            inputs = {"broker_account_id": account, "trading_date": day}
-            daily = risk.data_unavailable("max_daily_trades", inputs, str(exc), fail_open=fail_open)
-        try:
-            current = self.positions.current_qty(account, intent.symbol)
-            position = risk.max_position_check(
-                account, intent.symbol, current, intent.signed_qty, self.settings.max_position_qty
-            )
-        except TransientError as exc:
-            inputs = {"broker_account_id": account, "symbol": intent.symbol}
-            position = risk.data_unavailable(
-                "max_position_size", inputs, str(exc), fail_open=fail_open
-            )
-        return [daily, position]
+            fail_open = self.settings.risk_fail_open
+            daily_inputs = {"broker_account_id": account, "trading_date": day}
+            position_inputs = {"broker_account_id": account, "symbol": intent.symbol}
+            return [
+                risk.data_unavailable(
+                    "max_daily_trades", daily_inputs, str(exc), fail_open=fail_open
+                ),
+                risk.data_unavailable(
+                    "max_position_size", position_inputs, str(exc), fail_open=fail_open
+                ),
+            ]
 
-    def _route(self, intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
+    def _assess(self, intent: OrderIntent, day: date, snapshot: RiskSnapshot) -> list[CheckResult]:
+        return [
+            risk.max_daily_trades_check(
+                intent.broker_account_id, day, snapshot.trades_today, self.settings.max_daily_trades
+            ),
+            risk.max_position_check(
+                intent.broker_account_id,
+                intent.symbol,
+                snapshot.position_qty,
+                intent.signed_qty,
+                self.settings.max_position_qty,
+                pending_qty=snapshot.pending_qty,
+                position_updated_at=snapshot.position_updated_at,
+            ),
+        ]
+
+    def _route(
+        self, intent: OrderIntent, decision: PreTradeDecision, attempt: _Attempt
+    ) -> ExecutionResult:
         try:
             order = self.broker.submit(intent)
         except DuplicateClientOrderId:
             # The broker already has this client_order_id (a retried POST, or a lost answer):
             # that order is ours; adopt it.
-            adopted = self._adopt_existing_order(intent, decision)
+            adopted = self._adopt_existing_order(intent, attempt, decision)
             if adopted is not None:
                 return adopted
+            attempt.order_may_exist = True
             return self._refused(
                 intent,
                 Reason.BROKER_UNAVAILABLE,
@@ -298,6 +337,7 @@ class ExecutionEngine:
                 message=f"broker rejected the order: {exc}",
             )
         except BrokerUnavailable as exc:
+            attempt.order_may_exist = exc.outcome_unknown
             return self._refused(intent, Reason.BROKER_UNAVAILABLE, str(exc), decision)
         if self.broker.simulated:
             return ExecutionResult(
@@ -306,11 +346,12 @@ class ExecutionEngine:
         return _submitted(intent, decision, order)
 
     def _adopt_existing_order(
-        self, intent: OrderIntent, decision: PreTradeDecision | None = None
+        self, intent: OrderIntent, attempt: _Attempt, decision: PreTradeDecision | None = None
     ) -> ExecutionResult | None:
         try:
             order = self.broker.find_by_client_order_id(intent.client_intent_id)
         except BrokerUnavailable as exc:
+            attempt.order_may_exist = True
             return self._refused(
                 intent, Reason.BROKER_UNAVAILABLE, f"looking up an earlier attempt: {exc}", decision
             )
@@ -324,6 +365,29 @@ class ExecutionEngine:
         )
         base = decision or PreTradeDecision(())
         return _submitted(intent, base.plus([adoption]), order)
+
+    def _settle_reservation(
+        self, intent: OrderIntent, now: datetime, result: ExecutionResult, attempt: _Attempt
+    ) -> None:
+        """Marks the reservation routed, or gives the slot back once the order surely does not
+        exist; while the outcome is unknown the slot stays taken."""
+        if self.broker.simulated:
+            return
+        routed = result.status is Status.SUBMITTED
+        if not routed and (attempt.order_may_exist or not attempt.may_hold_reservation):
+            return
+        try:
+            self.risk_book.settle(
+                intent, trading_date(now), routed=routed, broker_order_id=result.broker_order_id
+            )
+        except TransientError as exc:
+            # Failing to settle leaves the reservation counted: conservative, never permissive.
+            log.error(
+                "could not settle the risk reservation of %s: %s",
+                intent.client_intent_id,
+                exc,
+                extra={"event": "risk.settle_failed", "client_intent_id": intent.client_intent_id},
+            )
 
     def _record(
         self, intent: OrderIntent, claim: Claim, result: ExecutionResult, now: datetime

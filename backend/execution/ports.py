@@ -7,14 +7,15 @@ Firestore, Postgres and Alpaca, and tests pass in-memory fakes. Adapters raise o
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Protocol
 
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.idempotency import Claim, IntentRecord
 from backend.execution.intent import OrderIntent
 from backend.execution.kill_switch import KillSwitchReading
+from backend.execution.risk import RiskSnapshot
 
 
 class IntentLedger(Protocol):
@@ -37,15 +38,31 @@ class IntentLedger(Protocol):
     def load(self, client_intent_id: str) -> IntentRecord | None: ...
 
 
-class TradeCounter(Protocol):
-    def count_routed(self, broker_account_id: str, on: date) -> int:
-        """Orders routed to the broker for the account on that trading date."""
+class RiskHold(Protocol):
+    """The risk data for one intent, read while concurrent checks on it are held off."""
+
+    snapshot: RiskSnapshot
+
+    def reserve(self) -> None:
+        """Takes a daily slot and the order's exposure; committed when the hold ends."""
         ...
 
 
-class PositionSource(Protocol):
-    def current_qty(self, broker_account_id: str, symbol: str) -> Decimal:
-        """Signed position quantity; zero when there is no position."""
+class RiskBook(Protocol):
+    """Positions and this service's own order book: the data behind the risk checks."""
+
+    def hold(
+        self, intent: OrderIntent, on: date, *, exclusive: bool
+    ) -> AbstractContextManager[RiskHold]:
+        """Reads the snapshot; with ``exclusive``, serialises against every other check for
+        the same account-day and account-symbol until the context ends. Raises
+        RiskDataUnavailable when the data cannot be read."""
+        ...
+
+    def settle(
+        self, intent: OrderIntent, on: date, *, routed: bool, broker_order_id: str | None
+    ) -> None:
+        """Marks the intent's reservation routed (the broker has the order) or released."""
         ...
 
 

@@ -8,12 +8,28 @@ set EXEC_RISK_FAIL_OPEN, in which case it passes with a recorded warning.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from backend.execution.decisions import CheckResult
 from backend.execution.vocabulary import CheckOutcome, Reason
+
+
+@dataclass(frozen=True)
+class RiskSnapshot:
+    """The data both checks need, read under the locks that make check-and-reserve atomic.
+
+    ``pending_qty`` is this service's own exposure that ``broker_positions`` cannot reflect yet:
+    orders let through after the position row was last updated. Counts exclude the intent
+    being checked, so a retry of the same intent does not compete with itself.
+    """
+
+    trades_today: int
+    position_qty: Decimal
+    position_updated_at: datetime | None
+    pending_qty: Decimal
 
 
 def data_unavailable(
@@ -57,14 +73,23 @@ def max_daily_trades_check(
 
 
 def max_position_check(
-    broker_account_id: str, symbol: str, current_qty: Decimal, signed_qty: Decimal, limit: Decimal
+    broker_account_id: str,
+    symbol: str,
+    current_qty: Decimal,
+    signed_qty: Decimal,
+    limit: Decimal,
+    *,
+    pending_qty: Decimal = Decimal(0),
+    position_updated_at: datetime | None = None,
 ) -> CheckResult:
-    """|current + signed qty| must stay within the limit, long or short."""
-    projected = current_qty + signed_qty
+    """|current + pending + signed qty| must stay within the limit, long or short."""
+    projected = current_qty + pending_qty + signed_qty
     inputs = {
         "broker_account_id": broker_account_id,
         "symbol": symbol,
         "current_qty": current_qty,
+        "position_updated_at": position_updated_at,
+        "pending_qty": pending_qty,
         "order_signed_qty": signed_qty,
         "projected_qty": projected,
         "limit": limit,

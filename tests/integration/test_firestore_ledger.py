@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 from backend.execution.adapters.firestore_ledger import LEDGER, FirestoreLedger
-from backend.execution.clock import trading_date
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.idempotency import ClaimVerdict
 from backend.execution.intent import OrderIntent
@@ -79,27 +78,6 @@ def test_a_submitted_order_is_merged_into_the_ledger_with_exact_decimals(
     record = ledger.load(intent.client_intent_id)
     assert record is not None and record.status == "submitted"
     assert record.broker_order_id == broker_order.broker_order_id
-
-
-def test_the_daily_count_counts_only_that_accounts_orders_on_that_day(
-    firestore_client: Any,
-) -> None:
-    ledger = FirestoreLedger(firestore_client, timeout_s=5)
-    account = unique("acct")
-    for when in (NOW, NOW, NOW + timedelta(days=1)):
-        intent = make_intent(broker_account_id=account)
-        claim = ledger.claim(intent, now=when, lease_s=30, source="test")
-        placed = order(unique("ord"), intent.client_intent_id)
-        result = ExecutionResult(
-            Status.SUBMITTED,
-            intent.client_intent_id,
-            broker_order_id=placed.broker_order_id,
-            broker_order=placed,
-        )
-        ledger.record_outcome(intent, claim, result, now=when)
-    assert ledger.count_routed(account, trading_date(NOW)) == 2
-    assert ledger.count_routed(account, trading_date(NOW + timedelta(days=1))) == 1
-    assert ledger.count_routed(unique("other"), trading_date(NOW)) == 0
 
 
 def test_a_final_outcome_is_replayed_and_a_retryable_one_is_claimed_again(

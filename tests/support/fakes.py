@@ -7,13 +7,16 @@ so a unit test that passes here says something about the engine, not about the f
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 from backend.execution.agent_state import AgentStateTracker
 from backend.execution.clock import trading_date
 from backend.execution.decisions import BrokerOrder, ExecutionResult
-from backend.execution.errors import BrokerUnavailable, TransientError
+from backend.execution.errors import BrokerUnavailable
 from backend.execution.idempotency import (
     IN_PROGRESS,
     RETRY_PENDING,
@@ -25,6 +28,7 @@ from backend.execution.idempotency import (
 )
 from backend.execution.intent import OrderIntent
 from backend.execution.kill_switch import KillSwitchReading
+from backend.execution.risk import RiskSnapshot
 
 
 class InMemoryLedger:
@@ -84,40 +88,79 @@ class InMemoryLedger:
     def load(self, client_intent_id: str) -> IntentRecord | None:
         return self.records.get(client_intent_id)
 
-    def count_routed(self, broker_account_id: str, on: date) -> int:
-        if self.unavailable:
-            raise self.unavailable
-        return sum(
-            1
-            for t in self.trades.values()
-            if t["broker_account_id"] == broker_account_id and t["trading_date"] == on
-        )
 
+class InMemoryRiskBook:
+    """The risk book's contract in memory: one lock stands in for Postgres's advisory locks."""
 
-class FakePositions:
-    def __init__(self, positions: dict[tuple[str, str], Decimal] | None = None) -> None:
+    def __init__(
+        self, positions: dict[tuple[str, str], Decimal] | None = None, trades_today: int = 0
+    ) -> None:
         self.positions = positions or {}
-        self.calls = 0
-        self.error: TransientError | None = None
+        self.other_trades_today = trades_today
+        self.reservations: dict[str, dict[str, object]] = {}
+        self.error: Exception | None = None
+        self.holds = 0
+        self._lock = threading.RLock()
 
-    def current_qty(self, broker_account_id: str, symbol: str) -> Decimal:
-        self.calls += 1
+    @contextmanager
+    def hold(self, intent: OrderIntent, on: date, *, exclusive: bool) -> Iterator[_Hold]:
+        self.holds += 1
         if self.error:
             raise self.error
-        return self.positions.get((broker_account_id, symbol), Decimal(0))
+        with self._lock:
+            others = [
+                r
+                for key, r in self.reservations.items()
+                if key != intent.client_intent_id and r["state"] != "released"
+            ]
+            account = intent.broker_account_id
+            trades = self.other_trades_today + sum(
+                1 for r in others if r["account"] == account and r["day"] == on
+            )
+            pending = sum(
+                (
+                    cast(Decimal, r["signed_qty"])
+                    for r in others
+                    if r["account"] == account and r["symbol"] == intent.symbol
+                ),
+                Decimal(0),
+            )
+            current = self.positions.get((account, intent.symbol), Decimal(0))
+
+            def reserve() -> None:
+                self.reservations[intent.client_intent_id] = {
+                    "account": account,
+                    "symbol": intent.symbol,
+                    "day": on,
+                    "signed_qty": intent.signed_qty,
+                    "state": "reserved",
+                }
+
+            yield _Hold(RiskSnapshot(trades, current, None, pending), reserve)
+
+    def settle(
+        self, intent: OrderIntent, on: date, *, routed: bool, broker_order_id: str | None
+    ) -> None:
+        with self._lock:
+            entry = self.reservations.setdefault(
+                intent.client_intent_id,
+                {
+                    "account": intent.broker_account_id,
+                    "symbol": intent.symbol,
+                    "day": on,
+                    "signed_qty": intent.signed_qty,
+                },
+            )
+            entry["state"] = "routed" if routed else "released"
+
+    def state_of(self, client_intent_id: str) -> object:
+        return self.reservations.get(client_intent_id, {}).get("state")
 
 
-class FakeCounter:
-    def __init__(self, count: int = 0) -> None:
-        self.count = count
-        self.calls = 0
-        self.error: TransientError | None = None
-
-    def count_routed(self, broker_account_id: str, on: date) -> int:
-        self.calls += 1
-        if self.error:
-            raise self.error
-        return self.count
+class _Hold:
+    def __init__(self, snapshot: RiskSnapshot, reserve: Callable[[], None]) -> None:
+        self.snapshot = snapshot
+        self.reserve = reserve
 
 
 class StaticKillSwitch:
@@ -168,9 +211,8 @@ def tracker() -> AgentStateTracker:
 
 __all__ = [
     "BrokerUnavailable",
-    "FakeCounter",
-    "FakePositions",
     "InMemoryLedger",
+    "InMemoryRiskBook",
     "RecordingBroker",
     "StaticKillSwitch",
     "tracker",

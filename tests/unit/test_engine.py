@@ -23,9 +23,8 @@ from backend.execution.kill_switch import KillSwitchReading, parse_switch_value
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
 from tests.support.fakes import (
-    FakeCounter,
-    FakePositions,
     InMemoryLedger,
+    InMemoryRiskBook,
     RecordingBroker,
     StaticKillSwitch,
     tracker,
@@ -49,8 +48,7 @@ def make_engine(
     kill: KillSwitchReading = OFF,
     broker: Any = None,
     ledger: InMemoryLedger | None = None,
-    positions: FakePositions | None = None,
-    counter: FakeCounter | None = None,
+    book: InMemoryRiskBook | None = None,
     heartbeat: Any = None,
     **overrides: Any,
 ) -> ExecutionEngine:
@@ -62,8 +60,7 @@ def make_engine(
         broker=broker or (RecordingBroker() if live else DryRunBroker()),
         settings=settings,
         ledger=ledger or InMemoryLedger(),
-        trade_counter=counter or FakeCounter(),
-        positions=positions or FakePositions(),
+        risk_book=book or InMemoryRiskBook(),
         kill_switches=[StaticKillSwitch(kill)],
         heartbeat=heartbeat,
         clock=FixedClock(NOW),
@@ -92,13 +89,13 @@ def check(result: Any, name: str) -> Any:
 
 
 def test_kill_switch_on_refuses_without_calling_the_broker_even_in_dry_run() -> None:
-    positions = FakePositions()
-    engine = make_engine(kill=parse_switch_value("file:/k", "1"), positions=positions)
+    book = InMemoryRiskBook()
+    engine = make_engine(kill=parse_switch_value("file:/k", "1"), book=book)
     result = engine.execute_intent(intent())
     assert result.status is Status.REJECTED
     assert result.reason is Reason.KILL_SWITCH_ENABLED
     assert "file:/k" in check(result, "kill_switch").detail
-    assert positions.calls == 0
+    assert book.holds == 0
 
 
 def test_an_unreadable_kill_switch_source_halts_trading() -> None:
@@ -111,13 +108,11 @@ def test_an_unreadable_kill_switch_source_halts_trading() -> None:
 
 
 def test_live_routing_needs_agent_mode_live_and_refuses_before_any_risk_io() -> None:
-    positions, counter, broker = FakePositions(), FakeCounter(), RecordingBroker()
-    engine = make_engine(
-        live=True, broker=broker, positions=positions, counter=counter, agent_mode="PAPER"
-    )
+    book, broker = InMemoryRiskBook(), RecordingBroker()
+    engine = make_engine(live=True, broker=broker, book=book, agent_mode="PAPER")
     result = engine.execute_intent(intent())
     assert result.reason is Reason.AGENT_MODE_NOT_LIVE
-    assert (positions.calls, counter.calls, broker.submitted) == (0, 0, [])
+    assert (book.holds, broker.submitted) == (0, [])
 
 
 def test_agent_mode_halted_refuses_even_dry_runs() -> None:
@@ -151,7 +146,8 @@ def test_dry_run_does_not_require_a_ready_agent_but_records_its_state() -> None:
 
 
 def test_the_daily_trade_limit_refuses_once_reached() -> None:
-    result = make_engine(counter=FakeCounter(3), max_daily_trades=3).execute_intent(intent())
+    book = InMemoryRiskBook(trades_today=3)
+    result = make_engine(book=book, max_daily_trades=3).execute_intent(intent())
     assert result.reason is Reason.MAX_DAILY_TRADES_EXCEEDED
     assert check(result, "max_daily_trades").inputs["trades_today"] == 3
 
@@ -164,15 +160,15 @@ def test_the_trading_date_is_new_york_time() -> None:
 
 
 def test_the_position_limit_applies_to_the_projected_position() -> None:
-    positions = FakePositions({("acct-1", "SPY"): Decimal("96")})
-    result = make_engine(positions=positions).execute_intent(intent(qty="5"))
+    book = InMemoryRiskBook({("acct-1", "SPY"): Decimal("96")})
+    result = make_engine(book=book).execute_intent(intent(qty="5"))
     assert result.reason is Reason.MAX_POSITION_SIZE_EXCEEDED
     assert check(result, "max_position_size").inputs["projected_qty"] == Decimal("101")
 
 
 def test_a_sell_that_reduces_a_long_position_is_allowed() -> None:
-    positions = FakePositions({("acct-1", "SPY"): Decimal("100")})
-    result = make_engine(positions=positions).execute_intent(intent(side="sell", qty="30"))
+    book = InMemoryRiskBook({("acct-1", "SPY"): Decimal("100")})
+    result = make_engine(book=book).execute_intent(intent(side="sell", qty="30"))
     assert result.status is Status.DRY_RUN
 
 
@@ -182,17 +178,17 @@ def test_a_sell_that_opens_too_large_a_short_is_refused() -> None:
 
 
 def test_unreadable_risk_data_fails_closed_and_is_retryable() -> None:
-    positions = FakePositions()
-    positions.error = RiskDataUnavailable("positions: OperationalError")
-    result = make_engine(positions=positions).execute_intent(intent())
+    book = InMemoryRiskBook()
+    book.error = RiskDataUnavailable("risk book: OperationalError")
+    result = make_engine(book=book).execute_intent(intent())
     assert result.reason is Reason.RISK_DATA_UNAVAILABLE
     assert result.retryable
 
 
 def test_fail_open_lets_unreadable_risk_data_pass_with_a_warning() -> None:
-    counter = FakeCounter()
-    counter.error = RiskDataUnavailable("count failed")
-    result = make_engine(counter=counter, risk_fail_open=True).execute_intent(intent())
+    book = InMemoryRiskBook()
+    book.error = RiskDataUnavailable("risk book down")
+    result = make_engine(book=book, risk_fail_open=True).execute_intent(intent())
     assert result.status is Status.DRY_RUN
     assert check(result, "max_daily_trades").outcome is CheckOutcome.WARNING
 
@@ -243,11 +239,11 @@ def test_a_refused_intent_is_replayed_as_refused() -> None:
 
 
 def test_a_retryable_outcome_lets_the_next_delivery_decide_again() -> None:
-    ledger, positions = InMemoryLedger(), FakePositions()
-    positions.error = RiskDataUnavailable("down")
-    engine = make_engine(ledger=ledger, positions=positions)
+    ledger, book = InMemoryLedger(), InMemoryRiskBook()
+    book.error = RiskDataUnavailable("down")
+    engine = make_engine(ledger=ledger, book=book)
     assert engine.execute_intent(intent()).reason is Reason.RISK_DATA_UNAVAILABLE
-    positions.error = None
+    book.error = None
     assert engine.execute_intent(intent()).status is Status.DRY_RUN
 
 
@@ -330,14 +326,14 @@ def test_a_duplicate_client_order_id_at_the_broker_is_adopted() -> None:
 
 
 def test_an_unexpected_exception_sends_the_agent_to_error_with_backoff() -> None:
-    positions = FakePositions()
-    positions.error = ZeroDivisionError()  # type: ignore[assignment]
+    book = InMemoryRiskBook()
+    book.error = ZeroDivisionError()
     broker = RecordingBroker()
-    engine = make_engine(live=True, positions=positions, broker=broker)
+    engine = make_engine(live=True, book=book, broker=broker)
     result = engine.execute_intent(intent())
     assert result.reason is Reason.INTERNAL_ERROR
     assert engine.agent.state is AgentState.ERROR
-    positions.error = None
+    book.error = None
     blocked = engine.execute_intent(intent(client_intent_id="intent-2"))
     assert blocked.reason is Reason.AGENT_STATE_NOT_READY
     engine.clock = FixedClock(NOW + timedelta(seconds=2))
@@ -347,3 +343,46 @@ def test_an_unexpected_exception_sends_the_agent_to_error_with_backoff() -> None
 def test_dry_run_with_a_real_broker_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="dry_run"):
         make_engine(broker=RecordingBroker())
+
+
+# -- reservations ----------------------------------------------------------------------------
+
+
+def test_a_routed_order_keeps_its_daily_slot_and_a_dry_run_takes_none() -> None:
+    book = InMemoryRiskBook()
+    make_engine(live=True, book=book).execute_intent(intent(client_intent_id="live-1"))
+    make_engine(book=book).execute_intent(intent(client_intent_id="dry-1"))
+    assert book.state_of("live-1") == "routed"
+    assert book.state_of("dry-1") is None
+
+
+def test_a_broker_refusal_gives_the_slot_back() -> None:
+    book, broker = InMemoryRiskBook(), RecordingBroker()
+    broker.fail_with = BrokerRejected("HTTP 403: no", status_code=403, code=None)
+    make_engine(live=True, book=book, broker=broker).execute_intent(intent())
+    assert book.state_of("intent-1") == "released"
+
+
+def test_a_failure_before_the_broker_could_see_the_order_gives_the_slot_back() -> None:
+    book, broker = InMemoryRiskBook(), RecordingBroker()
+    broker.fail_with = BrokerUnavailable("connect timeout", outcome_unknown=False)
+    make_engine(live=True, book=book, broker=broker).execute_intent(intent())
+    assert book.state_of("intent-1") == "released"
+
+
+def test_an_unknown_outcome_keeps_the_slot_until_resolved() -> None:
+    book, broker = InMemoryRiskBook(), RecordingBroker()
+    broker.fail_with = BrokerUnavailable("timeout", outcome_unknown=True)
+    engine = make_engine(live=True, book=book, broker=broker, max_daily_trades=1)
+    engine.execute_intent(intent())
+    assert book.state_of("intent-1") == "reserved"
+    blocked = engine.execute_intent(intent(client_intent_id="intent-2"))
+    assert blocked.reason is Reason.MAX_DAILY_TRADES_EXCEEDED
+
+
+def test_the_position_check_counts_orders_the_position_row_cannot_reflect_yet() -> None:
+    book = InMemoryRiskBook({("acct-1", "SPY"): Decimal("90")})
+    engine = make_engine(live=True, book=book)
+    results = [engine.execute_intent(intent(client_intent_id=f"buy-{n}")) for n in range(3)]
+    assert [r.status for r in results] == [Status.SUBMITTED, Status.SUBMITTED, Status.REJECTED]
+    assert check(results[2], "max_position_size").inputs["pending_qty"] == Decimal("10")

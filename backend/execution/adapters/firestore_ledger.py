@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from backend.execution.clock import trading_date
 from backend.execution.decisions import ExecutionResult, jsonable
-from backend.execution.errors import LedgerUnavailable, RiskDataUnavailable
+from backend.execution.errors import LedgerUnavailable
 from backend.execution.idempotency import (
     IN_PROGRESS,
     RETRY_PENDING,
@@ -41,7 +40,7 @@ _MAX_TAKEOVER_STEPS = 8
 
 
 class FirestoreLedger:
-    """Implements the IntentLedger and TradeCounter ports."""
+    """Implements the IntentLedger port."""
 
     def __init__(
         self, client: firestore.Client, *, timeout_s: float, instance_id: str | None = None
@@ -131,22 +130,6 @@ class FirestoreLedger:
         except gexc.GoogleAPIError as exc:
             raise LedgerUnavailable(_describe(exc)) from None
         return _to_record(client_intent_id, snapshot.to_dict()) if snapshot.exists else None
-
-    # -- TradeCounter ------------------------------------------------------------------------
-
-    def count_routed(self, broker_account_id: str, on: date) -> int:
-        query = (
-            self._db.collection(LEDGER)
-            .where(filter=FieldFilter("broker_account_id", "==", broker_account_id))
-            .where(filter=FieldFilter("trading_date", "==", on.isoformat()))
-        )
-        # The library's annotations for aggregation results are wrong (not indexable).
-        counting: Any = query.count()
-        try:
-            results = counting.get(retry=self._read_retry, timeout=self._timeout)
-        except gexc.GoogleAPIError as exc:
-            raise RiskDataUnavailable(f"daily trade count: {_describe(exc)}") from None
-        return int(results[0][0].value)
 
     # -- takeover of an earlier attempt -------------------------------------------------------
 

@@ -1,0 +1,173 @@
+"""The Postgres risk book: exact data, fail-closed errors, and check-and-reserve that holds
+under real concurrency (threads on separate connections, as separate instances would be)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from backend.execution import risk
+from backend.execution.adapters.postgres_risk_book import PostgresRiskBook, open_pool
+from backend.execution.errors import RiskDataUnavailable
+from backend.execution.intent import OrderIntent
+from tests.conftest import unique
+
+DAY = date(2026, 3, 10)
+
+
+@pytest.fixture
+def book(pg_dsn: str) -> Iterator[PostgresRiskBook]:
+    book = PostgresRiskBook(open_pool(pg_dsn, max_size=25, timeout_s=5), timeout_s=5)
+    yield book
+    book.close()
+
+
+def order(account: str, qty: str = "5", side: str = "buy", symbol: str = "SPY") -> OrderIntent:
+    return OrderIntent(
+        client_intent_id=unique("rb"),
+        strategy_id="s",
+        broker_account_id=account,
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        order_type="market",
+    )
+
+
+def check_and_reserve(
+    book: PostgresRiskBook, intent: OrderIntent, max_trades: int, max_qty: str, think_s: float = 0
+) -> bool:
+    """What the engine does: both checks on the held snapshot, reserve only if both pass.
+
+    ``think_s`` stalls between reading and reserving, as a slow instance (a GC pause, a busy
+    CPU) would: the race window that a missing lock leaves open is then always hit.
+    """
+    with book.hold(intent, DAY, exclusive=True) as hold:
+        snap = hold.snapshot
+        time.sleep(think_s)
+        checks = [
+            risk.max_daily_trades_check(
+                intent.broker_account_id, DAY, snap.trades_today, max_trades
+            ),
+            risk.max_position_check(
+                intent.broker_account_id,
+                intent.symbol,
+                snap.position_qty,
+                intent.signed_qty,
+                Decimal(max_qty),
+                pending_qty=snap.pending_qty,
+            ),
+        ]
+        allowed = not any(c.blocks for c in checks)
+        if allowed:
+            hold.reserve()
+    return allowed
+
+
+def race(book: PostgresRiskBook, intents: list[OrderIntent], max_trades: int, max_qty: str) -> int:
+    """Starts every check at once (a barrier) and counts how many were let through."""
+    start = threading.Barrier(len(intents))
+
+    def attempt(intent: OrderIntent) -> bool:
+        start.wait(10)
+        return check_and_reserve(book, intent, max_trades, max_qty, think_s=0.02)
+
+    with ThreadPoolExecutor(len(intents)) as pool:
+        return list(pool.map(attempt, intents)).count(True)
+
+
+def test_a_stored_position_is_read_as_an_exact_decimal(
+    book: PostgresRiskBook, set_position: Any
+) -> None:
+    account = unique("acct")
+    set_position(account, "SPY", "-12.000000001")
+    with book.hold(order(account), DAY, exclusive=False) as hold:
+        assert hold.snapshot.position_qty == Decimal("-12.000000001")
+        assert hold.snapshot.position_updated_at is not None
+    with book.hold(order(account, symbol="QQQ"), DAY, exclusive=False) as hold:
+        assert hold.snapshot.position_qty == 0  # no row means flat
+
+
+def test_an_unreachable_database_raises_risk_data_unavailable() -> None:
+    dead = PostgresRiskBook(
+        open_pool("postgresql://postgres@127.0.0.1:1/x", max_size=1, timeout_s=0.5), timeout_s=0.5
+    )
+    try:
+        with pytest.raises(RiskDataUnavailable, match="risk book"):
+            with dead.hold(order("a"), DAY, exclusive=True):
+                pass
+    finally:
+        dead.close()
+
+
+def test_concurrent_checks_never_exceed_the_daily_cap(book: PostgresRiskBook) -> None:
+    account = unique("acct")
+    assert race(book, [order(account, qty="1") for _ in range(20)], 5, "1000") == 5
+
+
+def test_concurrent_buys_never_exceed_the_position_limit(
+    book: PostgresRiskBook, set_position: Any
+) -> None:
+    account = unique("acct")
+    set_position(account, "SPY", "90")
+    assert race(book, [order(account, qty="5") for _ in range(10)], 100, "100") == 2
+
+
+def test_a_released_slot_is_available_again_and_a_retry_does_not_count_itself(
+    book: PostgresRiskBook,
+) -> None:
+    account = unique("acct")
+    first, second = order(account), order(account)
+    assert check_and_reserve(book, first, 1, "100")
+    assert check_and_reserve(book, first, 1, "100")  # the same intent again: its own slot
+    assert not check_and_reserve(book, second, 1, "100")
+    book.settle(first, DAY, routed=False, broker_order_id=None)
+    assert check_and_reserve(book, second, 1, "100")
+
+
+def test_a_position_sync_after_the_order_stops_counting_it_as_pending(
+    book: PostgresRiskBook, set_position: Any
+) -> None:
+    account = unique("acct")
+    set_position(account, "SPY", "0")
+    placed = order(account, qty="60")
+    assert check_and_reserve(book, placed, 100, "100")
+    book.settle(placed, DAY, routed=True, broker_order_id="o-1")
+    with book.hold(order(account), DAY, exclusive=False) as hold:
+        assert hold.snapshot.pending_qty == Decimal("60")
+    set_position(account, "SPY", "60")  # the sync job saw the fill
+    with book.hold(order(account), DAY, exclusive=False) as hold:
+        assert (hold.snapshot.position_qty, hold.snapshot.pending_qty) == (60, 0)
+
+
+def test_the_hold_serialises_checks_for_the_same_account(
+    book: PostgresRiskBook, pg_dsn: str
+) -> None:
+    account = unique("acct")
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_open() -> None:
+        with book.hold(order(account), DAY, exclusive=True):
+            inside.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_open)
+    holder.start()
+    assert inside.wait(5)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '200ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('exec-day:' || %s || ':' || %s, 0))",
+                (account, DAY.isoformat()),
+            )
+    release.set()
+    holder.join()
