@@ -113,6 +113,7 @@ def build_broker(settings: Settings, *, dry_run: bool) -> Broker:
         settings.alpaca_secret_key.get_secret_value(),
         settings.alpaca_trading_host,
         timeout_s=settings.broker_timeout_s,
+        allow_live=settings.trading_mode == "LIVE",
     )
 
 

@@ -1,8 +1,8 @@
 """Orchestration: intent -> claim -> gate -> risk -> broker -> ledger.
 
 This is the only module that sequences I/O. Every decision it makes is delegated to a pure
-function (``gate``, ``risk``, ``freshness``, ``idempotency``); every read or write goes through a
-port. The public library API lives here::
+function (``gate``, ``risk``, ``freshness``, ``idempotency``, ``outcomes``); every read or write
+goes through a port. The public library API lives here::
 
     from backend.execution.engine import ExecutionEngine, OrderIntent, AlpacaBroker, DryRunBroker
 """
@@ -10,18 +10,18 @@ port. The public library API lives here::
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any
 
-from backend.execution import freshness, gate, risk
+from backend.execution import freshness, gate, outcomes, risk
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.agent_state import AgentInputs, AgentStateTracker
 from backend.execution.clock import Clock, SystemClock, trading_date
+from backend.execution.decision_log import log_decision
 from backend.execution.decisions import (
-    BrokerOrder,
     CheckResult,
     ExecutionResult,
     PreTradeDecision,
@@ -35,7 +35,7 @@ from backend.execution.errors import (
     LedgerUnavailable,
     TransientError,
 )
-from backend.execution.idempotency import Claim, ClaimVerdict, IntentRecord
+from backend.execution.idempotency import Claim, ClaimVerdict, conflicts
 from backend.execution.intent import OrderIntent
 from backend.execution.kill_switch import KillSwitchReading, kill_switch_check
 from backend.execution.ports import (
@@ -58,8 +58,12 @@ __all__ = [
     "OrderIntent",
 ]
 
-decision_log = logging.getLogger("backend.execution.decision")
 log = logging.getLogger(__name__)
+
+# How often a duplicate delivery re-reads the claim while it waits for the first to finish.
+DUPLICATE_POLL_S = 0.2
+# Margin kept between the end of a broker call and the expiry of the claim lease.
+LEASE_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,9 @@ class IntentContext:
 
 @dataclass
 class _Attempt:
-    """What one attempt did that matters for the risk reservation afterwards."""
+    """What one attempt did that matters after the broker call."""
 
+    lease_until: datetime | None
     # A reservation may exist: this attempt made one, or an earlier attempt did.
     may_hold_reservation: bool
     # The broker may have the order even though we have no answer: keep the reservation.
@@ -149,18 +154,19 @@ class ExecutionEngine:
         now = self.clock.now()
         try:
             result = self._execute(intent, context, now)
+        except Exception as exc:  # a failure around the claim or the record: nothing was sent
+            result = self._unexpected(intent, exc, now)
+        if result.reason is not Reason.INTERNAL_ERROR:
             self.agent.record_success()
-        except Exception as exc:  # a bug or an unclassified failure: nothing was placed by us
-            log.exception("unexpected error while executing intent %s", intent.client_intent_id)
-            self.agent.record_unexpected_error(now, type(exc).__name__)
-            result = ExecutionResult(
-                Status.REJECTED,
-                intent.client_intent_id,
-                reason=Reason.INTERNAL_ERROR,
-                message=f"unexpected {type(exc).__name__}; retry later",
-                retry_after_s=int(self.settings.error_backoff_base_s) + 1,
-            )
-        self._log_decision(intent, context, result)
+        log_decision(
+            intent,
+            result,
+            source=context.source,
+            message_id=context.message_id,
+            trace=context.trace,
+            dry_run=self.dry_run,
+            broker_name=self.broker_name,
+        )
         return result
 
     def gate_snapshot(self) -> GateSnapshot:
@@ -206,21 +212,40 @@ class ExecutionEngine:
         self, intent: OrderIntent, context: IntentContext, now: datetime
     ) -> ExecutionResult:
         try:
-            claim = self.ledger.claim(
-                intent, now=now, lease_s=self.settings.claim_lease_s, source=context.source
-            )
+            claim = self._claim(intent, context, now)
         except LedgerUnavailable as exc:
-            return self._refused(intent, Reason.LEDGER_UNAVAILABLE, f"intent store: {exc}")
+            return outcomes.refused(intent, Reason.LEDGER_UNAVAILABLE, f"intent store: {exc}")
+        if conflicts(claim.record, intent.fingerprint()):
+            return outcomes.key_conflict(intent)
         if claim.verdict is ClaimVerdict.REPLAY:
             assert claim.record is not None
-            return _replay(intent, claim.record)
+            return outcomes.replay(intent, claim.record)
         if claim.verdict is ClaimVerdict.IN_PROGRESS:
-            return self._in_progress(intent, claim, now)
+            return outcomes.in_progress(intent, claim.record, self.clock.now())
 
-        attempt = _Attempt(may_hold_reservation=claim.resumes_earlier_attempt)
-        result = self._decide_and_route(intent, context, claim, now, attempt)
+        attempt = _Attempt(claim.lease_until, may_hold_reservation=claim.resumes_earlier_attempt)
+        try:
+            result = self._decide_and_route(intent, context, claim, now, attempt)
+        except Exception as exc:
+            # Where it failed is unknown, possibly inside the broker call: keep any reservation
+            # and leave the outcome retryable, so the next attempt looks the order up first.
+            attempt.order_may_exist = True
+            result = self._unexpected(intent, exc, now)
         self._settle_reservation(intent, now, result, attempt)
-        return self._record(intent, claim, result, now)
+        return self._record(intent, claim, result, trading_date(now))
+
+    def _claim(self, intent: OrderIntent, context: IntentContext, now: datetime) -> Claim:
+        """Claims the intent; a duplicate of an attempt in flight waits briefly for its outcome
+        (or for the chance to take over if that attempt gives up) instead of answering blind."""
+        lease_s = self.settings.claim_lease_s
+        claim = self.ledger.claim(intent, now=now, lease_s=lease_s, source=context.source)
+        deadline = time.monotonic() + self.settings.duplicate_wait_s
+        while claim.verdict is ClaimVerdict.IN_PROGRESS and time.monotonic() < deadline:
+            time.sleep(DUPLICATE_POLL_S)
+            claim = self.ledger.claim(
+                intent, now=self.clock.now(), lease_s=lease_s, source=context.source
+            )
+        return claim
 
     def _decide_and_route(
         self,
@@ -233,7 +258,9 @@ class ExecutionEngine:
         if claim.resumes_earlier_attempt and not self.broker.simulated:
             # An earlier attempt may have reached the broker before it died or timed out: the
             # order it placed (if any) is adopted, never placed a second time.
-            adopted = self._adopt_existing_order(intent, attempt)
+            earlier = claim.record.checks if claim.record else ()
+            previous = PreTradeDecision(tuple(check_from_dict(c) for c in earlier))
+            adopted = self._adopt_existing_order(intent, attempt, previous)
             if adopted is not None:
                 return adopted
 
@@ -245,15 +272,15 @@ class ExecutionEngine:
             )
         )
         if not decision.allowed:
-            return self._rejected(intent, decision)
+            return outcomes.rejected_by_checks(intent, decision)
 
         decision = decision.plus(self._gate_checks())
         if not decision.allowed:  # refused before any risk I/O
-            return self._rejected(intent, decision)
+            return outcomes.rejected_by_checks(intent, decision)
 
         decision = decision.plus(self._risk_checks(intent, now, attempt))
         if not decision.allowed:
-            return self._rejected(intent, decision)
+            return outcomes.rejected_by_checks(intent, decision)
 
         return self._route(intent, decision, attempt)
 
@@ -313,6 +340,17 @@ class ExecutionEngine:
     def _route(
         self, intent: OrderIntent, decision: PreTradeDecision, attempt: _Attempt
     ) -> ExecutionResult:
+        if self.broker.simulated:
+            return outcomes.dry_run(intent, decision)
+        if not self._lease_covers_a_broker_call(attempt):
+            # Sending now could outlive our claim and race a takeover: give the slot back and
+            # let the next attempt (with a fresh lease) send it.
+            return outcomes.refused(
+                intent,
+                Reason.BROKER_UNAVAILABLE,
+                "the claim on this intent would expire during the broker call; retry",
+                decision,
+            )
         try:
             order = self.broker.submit(intent)
         except DuplicateClientOrderId:
@@ -322,37 +360,40 @@ class ExecutionEngine:
             if adopted is not None:
                 return adopted
             attempt.order_may_exist = True
-            return self._refused(
+            return outcomes.refused(
                 intent,
                 Reason.BROKER_UNAVAILABLE,
                 "broker reports the client_order_id as used but has no such order; retry later",
                 decision,
             )
         except BrokerRejected as exc:
-            return ExecutionResult(
-                Status.REJECTED,
-                intent.client_intent_id,
-                decision,
+            return outcomes.refused(
+                intent,
                 Reason.BROKER_REJECTED,
-                message=f"broker rejected the order: {exc}",
+                f"broker rejected the order: {exc}",
+                decision,
+                retry_after_s=None,
             )
         except BrokerUnavailable as exc:
             attempt.order_may_exist = exc.outcome_unknown
-            return self._refused(intent, Reason.BROKER_UNAVAILABLE, str(exc), decision)
-        if self.broker.simulated:
-            return ExecutionResult(
-                Status.DRY_RUN, intent.client_intent_id, decision, message="dry run: not routed"
-            )
-        return _submitted(intent, decision, order)
+            return outcomes.refused(intent, Reason.BROKER_UNAVAILABLE, str(exc), decision)
+        return outcomes.submitted(intent, decision, order)
+
+    def _lease_covers_a_broker_call(self, attempt: _Attempt) -> bool:
+        if attempt.lease_until is None:
+            return True
+        remaining = (attempt.lease_until - self.clock.now()).total_seconds()
+        # A call may take a connect timeout plus a read timeout.
+        return remaining >= 2 * self.settings.broker_timeout_s + LEASE_MARGIN_S
 
     def _adopt_existing_order(
-        self, intent: OrderIntent, attempt: _Attempt, decision: PreTradeDecision | None = None
+        self, intent: OrderIntent, attempt: _Attempt, decision: PreTradeDecision
     ) -> ExecutionResult | None:
         try:
             order = self.broker.find_by_client_order_id(intent.client_intent_id)
         except BrokerUnavailable as exc:
             attempt.order_may_exist = True
-            return self._refused(
+            return outcomes.refused(
                 intent, Reason.BROKER_UNAVAILABLE, f"looking up an earlier attempt: {exc}", decision
             )
         if order is None:
@@ -363,8 +404,7 @@ class ExecutionEngine:
             {"client_order_id": intent.client_intent_id, "broker_order_id": order.broker_order_id},
             detail="the broker already had this order; adopted instead of sending it again",
         )
-        base = decision or PreTradeDecision(())
-        return _submitted(intent, base.plus([adoption]), order)
+        return outcomes.submitted(intent, decision.plus([adoption]), order)
 
     def _settle_reservation(
         self, intent: OrderIntent, now: datetime, result: ExecutionResult, attempt: _Attempt
@@ -390,20 +430,22 @@ class ExecutionEngine:
             )
 
     def _record(
-        self, intent: OrderIntent, claim: Claim, result: ExecutionResult, now: datetime
+        self, intent: OrderIntent, claim: Claim, result: ExecutionResult, day: date
     ) -> ExecutionResult:
         try:
-            self.ledger.record_outcome(intent, claim, result, now=now)
+            self.ledger.record_outcome(
+                intent, claim, result, trading_day=day, decided_at=self.clock.now()
+            )
         except LedgerUnavailable as exc:
             log.error(
                 "could not record the outcome of %s: %s",
                 intent.client_intent_id,
                 exc,
-                extra={"client_intent_id": intent.client_intent_id},
+                extra={"event": "ledger.write_failed", "client_intent_id": intent.client_intent_id},
             )
             if result.broker_order_id is not None:
-                # The order exists but the ledger does not show it. Ask for a retry: the next
-                # attempt finds the order at the broker, adopts it and records it.
+                # The order exists but the ledger does not show it. Ask for a retry: once the
+                # claim lease ends, the next attempt finds the order, adopts and records it.
                 return replace(
                     result,
                     reason=Reason.LEDGER_UNAVAILABLE,
@@ -414,6 +456,11 @@ class ExecutionEngine:
 
     # -- small helpers ------------------------------------------------------------------------
 
+    def _unexpected(self, intent: OrderIntent, exc: Exception, now: datetime) -> ExecutionResult:
+        log.exception("unexpected error while executing intent %s", intent.client_intent_id)
+        self.agent.record_unexpected_error(now, type(exc).__name__)
+        return outcomes.internal_error(intent, exc, int(self.settings.error_backoff_base_s) + 1)
+
     def _read_heartbeat(self) -> tuple[datetime | None, str | None]:
         if self.heartbeat is None:
             return None, None
@@ -421,105 +468,3 @@ class ExecutionEngine:
             return self.heartbeat.last_beat(), None
         except TransientError as exc:
             return None, str(exc)
-
-    def _in_progress(self, intent: OrderIntent, claim: Claim, now: datetime) -> ExecutionResult:
-        lease_until = claim.record.lease_until if claim.record else None
-        wait = max(1, int((lease_until - now).total_seconds()) + 1) if lease_until else 1
-        return ExecutionResult(
-            Status.REJECTED,
-            intent.client_intent_id,
-            reason=Reason.DUPLICATE_IN_PROGRESS,
-            message="another delivery of this intent is being processed; ask again for its outcome",
-            retry_after_s=wait,
-        )
-
-    def _rejected(self, intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
-        blocking = next(check for check in decision.checks if check.blocks)
-        return ExecutionResult(
-            Status.REJECTED,
-            intent.client_intent_id,
-            decision,
-            decision.reason,
-            message=blocking.detail,
-            retry_after_s=5 if decision.reason is Reason.RISK_DATA_UNAVAILABLE else None,
-        )
-
-    def _refused(
-        self,
-        intent: OrderIntent,
-        reason: Reason,
-        message: str,
-        decision: PreTradeDecision | None = None,
-    ) -> ExecutionResult:
-        return ExecutionResult(
-            Status.REJECTED,
-            intent.client_intent_id,
-            decision or PreTradeDecision(()),
-            reason,
-            message=message,
-            retry_after_s=5,
-        )
-
-    def _log_decision(
-        self, intent: OrderIntent, context: IntentContext, result: ExecutionResult
-    ) -> None:
-        record: dict[str, Any] = {
-            "client_intent_id": intent.client_intent_id,
-            "strategy_id": intent.strategy_id,
-            "broker_account_id": intent.broker_account_id,
-            "symbol": intent.symbol,
-            "side": intent.side.value,
-            "qty": format(intent.qty, "f"),
-            "order_type": intent.order_type.value,
-            "source": context.source,
-            "pubsub_message_id": context.message_id,
-            "dry_run": self.dry_run,
-            "broker": self.broker_name,
-            **result.to_dict(),
-        }
-        level = logging.INFO if result.accepted else logging.WARNING
-        decision_log.log(
-            level,
-            "intent %s: %s%s",
-            intent.client_intent_id,
-            result.status.value,
-            f" ({result.reason.value})" if result.reason else "",
-            extra={"event": "execution.decision", "decision": record, "trace": context.trace},
-        )
-
-
-def _submitted(
-    intent: OrderIntent, decision: PreTradeDecision, order: BrokerOrder
-) -> ExecutionResult:
-    return ExecutionResult(
-        Status.SUBMITTED,
-        intent.client_intent_id,
-        decision,
-        broker_order_id=order.broker_order_id,
-        broker_order=order,
-        message=f"order {order.broker_order_id} is {order.status} at the broker",
-    )
-
-
-def _replay(intent: OrderIntent, record: IntentRecord) -> ExecutionResult:
-    """Answers a repeated intent with the decision already recorded for it."""
-    original = record.final_status
-    decision = PreTradeDecision(tuple(check_from_dict(c) for c in record.checks))
-    if original in (Status.SUBMITTED, Status.DRY_RUN, Status.DUPLICATE):
-        return ExecutionResult(
-            Status.DUPLICATE,
-            intent.client_intent_id,
-            decision,
-            broker_order_id=record.broker_order_id,
-            original_status=original,
-            message="duplicate delivery: this intent was already decided; nothing new was sent",
-        )
-    return ExecutionResult(
-        Status.REJECTED,
-        intent.client_intent_id,
-        decision,
-        record.reason,
-        broker_order_id=record.broker_order_id,
-        original_status=original,
-        message=f"duplicate delivery of a refused intent: {record.message}",
-    )

@@ -31,6 +31,8 @@ class IntentRecord:
     broker_order_id: str | None = None
     message: str = ""
     checks: tuple[dict[str, Any], ...] = ()
+    # Digest of the order fields the id was first used with (OrderIntent.fingerprint()).
+    fingerprint: str | None = None
 
     @property
     def final_status(self) -> Status | None:
@@ -53,6 +55,8 @@ class Claim:
     record: IntentRecord | None = None
     # Earlier attempts may have reached the broker: look the order up before sending it.
     resumes_earlier_attempt: bool = False
+    # Until when this caller owns the attempt; nothing may be sent after it could expire.
+    lease_until: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,6 +76,11 @@ def classify_existing(record: IntentRecord, now: datetime) -> ClaimVerdict:
         return ClaimVerdict.OWNED
     lease_live = record.lease_until is not None and record.lease_until > now
     return ClaimVerdict.IN_PROGRESS if lease_live else ClaimVerdict.OWNED
+
+
+def conflicts(record: IntentRecord | None, fingerprint: str) -> bool:
+    """True when the stored record was made for different order fields under the same id."""
+    return record is not None and record.fingerprint not in (None, fingerprint)
 
 
 def is_final(reason: Reason | None) -> bool:

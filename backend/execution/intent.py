@@ -7,6 +7,8 @@ One pydantic model, strict about what it accepts: unknown fields are refused (a 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +16,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -34,9 +37,31 @@ Symbol = Annotated[
         strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z][A-Za-z0-9./]{0,15}$"
     ),
 ]
+
+
+def _fixed_point(value: Decimal) -> Decimal:
+    # "1e2" and "100" are the same quantity; keep one spelling so records and the broker agree.
+    return Decimal(format(value, "f"))
+
+
 PositiveDecimal = Annotated[
-    Decimal, Field(gt=0, allow_inf_nan=False, max_digits=20, decimal_places=9)
+    Decimal,
+    Field(gt=0, allow_inf_nan=False, max_digits=20, decimal_places=9),
+    AfterValidator(_fixed_point),
 ]
+
+# The fields that define the order: a reused client_intent_id must carry the same values.
+_ORDER_FIELDS = (
+    "strategy_id",
+    "broker_account_id",
+    "symbol",
+    "side",
+    "qty",
+    "order_type",
+    "time_in_force",
+    "limit_price",
+    "stop_price",
+)
 
 
 class Side(StrEnum):
@@ -116,6 +141,12 @@ class OrderIntent(BaseModel):
     def signed_qty(self) -> Decimal:
         """The position change this order would make if fully filled."""
         return self.qty if self.side is Side.BUY else -self.qty
+
+    def fingerprint(self) -> str:
+        """A digest of the order-defining fields, to catch one id reused for another order."""
+        summary = self.summary()
+        canonical = json.dumps({k: summary[k] for k in _ORDER_FIELDS}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
     def summary(self) -> dict[str, Any]:
         """The intent as JSON-safe primitives (decimals as exact strings), for logs and records."""

@@ -30,7 +30,13 @@ class IntentLedger(Protocol):
         ...
 
     def record_outcome(
-        self, intent: OrderIntent, claim: Claim, result: ExecutionResult, *, now: datetime
+        self,
+        intent: OrderIntent,
+        claim: Claim,
+        result: ExecutionResult,
+        *,
+        trading_day: date,
+        decided_at: datetime,
     ) -> None:
         """Records an attempt's outcome; when an order exists, also merges its ledger entry."""
         ...

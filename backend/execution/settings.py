@@ -43,6 +43,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "broker_timeout_s": ("EXEC_BROKER_TIMEOUT_S",),
     "io_timeout_s": ("EXEC_IO_TIMEOUT_S",),
     "claim_lease_s": ("EXEC_CLAIM_LEASE_S",),
+    "duplicate_wait_s": ("EXEC_DUPLICATE_WAIT_S",),
     "error_backoff_base_s": ("EXEC_AGENT_ERROR_BACKOFF_S",),
     "error_backoff_max_s": ("EXEC_AGENT_ERROR_BACKOFF_MAX_S",),
     "pg_pool_max": ("EXEC_PG_POOL_MAX",),
@@ -76,7 +77,8 @@ class Settings(BaseModel):
     trading_mode: Literal["PAPER", "LIVE"] = "PAPER"
     broker_timeout_s: float = Field(default=5.0, gt=0, le=60)
     io_timeout_s: float = Field(default=2.0, gt=0, le=30)
-    claim_lease_s: float = Field(default=30.0, gt=0)
+    claim_lease_s: float = Field(default=45.0, gt=0)
+    duplicate_wait_s: float = Field(default=2.0, ge=0, le=8)
     error_backoff_base_s: float = Field(default=1.0, gt=0)
     error_backoff_max_s: float = Field(default=60.0, gt=0)
     pg_pool_max: int = Field(default=10, ge=1, le=200)
@@ -104,13 +106,15 @@ class Settings(BaseModel):
                 raise ValueError(
                     "ALPACA_TRADING_HOST is Alpaca's live host: set TRADING_MODE=LIVE to confirm"
                 )
-        # A claim must outlive the attempt holding it, or a second attempt could start while
-        # the first is still talking to the broker.
-        slowest_attempt = 2 * self.broker_timeout_s + 4 * self.io_timeout_s
-        if self.claim_lease_s <= slowest_attempt:
+        # A claim must outlive the attempt holding it. The engine refuses to start a broker
+        # call that could outlast the lease; this makes sure a normal attempt never has to:
+        # a lookup and a submit (each up to connect + read timeout) plus the store round trips.
+        slowest_attempt = 4 * self.broker_timeout_s + 6 * self.io_timeout_s + 1
+        if self.claim_lease_s < slowest_attempt:
             raise ValueError(
-                f"EXEC_CLAIM_LEASE_S ({self.claim_lease_s:g}) must exceed the slowest attempt "
-                f"(2 x EXEC_BROKER_TIMEOUT_S + 4 x EXEC_IO_TIMEOUT_S = {slowest_attempt:g})"
+                f"EXEC_CLAIM_LEASE_S ({self.claim_lease_s:g}) must be at least the slowest "
+                f"attempt: 4 x EXEC_BROKER_TIMEOUT_S + 6 x EXEC_IO_TIMEOUT_S + 1 = "
+                f"{slowest_attempt:g}"
             )
         if self.error_backoff_max_s < self.error_backoff_base_s:
             raise ValueError("EXEC_AGENT_ERROR_BACKOFF_MAX_S must be >= EXEC_AGENT_ERROR_BACKOFF_S")

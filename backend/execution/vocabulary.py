@@ -30,6 +30,8 @@ class Reason(StrEnum):
     BROKER_UNAVAILABLE = "broker_unavailable"
     # Another delivery of the same intent holds the claim and has not finished yet.
     DUPLICATE_IN_PROGRESS = "duplicate_in_progress"
+    # The client_intent_id was already used for an order with different fields.
+    IDEMPOTENCY_KEY_CONFLICT = "idempotency_key_conflict"
     # The intent store (Firestore) could not be read or written, so idempotency cannot be
     # guaranteed (before the broker call) or the placed order could not be recorded (after).
     LEDGER_UNAVAILABLE = "ledger_unavailable"

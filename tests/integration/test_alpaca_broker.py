@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
-from backend.execution.errors import BrokerRejected, BrokerUnavailable, DuplicateClientOrderId
+from backend.execution.errors import (
+    BrokerRejected,
+    BrokerUnavailable,
+    ConfigurationError,
+    DuplicateClientOrderId,
+)
 from backend.execution.intent import OrderIntent
 from tests.conftest import unique
 from tests.support.alpaca_standin import AlpacaStandIn
@@ -99,6 +104,12 @@ def test_an_order_is_found_by_its_client_order_id_and_a_missing_one_is_none(
     found = broker.find_by_client_order_id(intent.client_intent_id)
     assert found is not None and found.broker_order_id == placed.broker_order_id
     assert broker.find_by_client_order_id(unique("never-sent")) is None
+
+
+def test_alpacas_live_host_needs_an_explicit_opt_in() -> None:
+    with pytest.raises(ConfigurationError, match="live host"):
+        AlpacaBroker("k", "s", "https://api.alpaca.markets")
+    AlpacaBroker("k", "s", "https://api.alpaca.markets", allow_live=True)
 
 
 def test_nothing_listening_is_broker_unavailable() -> None:

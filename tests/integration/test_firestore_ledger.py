@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from backend.execution.adapters.firestore_ledger import LEDGER, FirestoreLedger
+from backend.execution.clock import trading_date
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.idempotency import ClaimVerdict
 from backend.execution.intent import OrderIntent
@@ -65,7 +66,7 @@ def test_a_submitted_order_is_merged_into_the_ledger_with_exact_decimals(
         broker_order_id=broker_order.broker_order_id,
         broker_order=broker_order,
     )
-    ledger.record_outcome(intent, claim, result, now=NOW)
+    ledger.record_outcome(intent, claim, result, trading_day=trading_date(NOW), decided_at=NOW)
 
     entry = firestore_client.collection(LEDGER).document(broker_order.broker_order_id).get()
     data = entry.to_dict()
@@ -91,7 +92,7 @@ def test_a_final_outcome_is_replayed_and_a_retryable_one_is_claimed_again(
     ):
         claim = ledger.claim(intent, now=NOW, lease_s=30, source="test")
         result = ExecutionResult(Status.REJECTED, intent.client_intent_id, reason=reason)
-        ledger.record_outcome(intent, claim, result, now=NOW)
+        ledger.record_outcome(intent, claim, result, trading_day=trading_date(NOW), decided_at=NOW)
 
     replay = ledger.claim(refused, now=NOW, lease_s=30, source="test")
     assert replay.verdict is ClaimVerdict.REPLAY

@@ -322,6 +322,12 @@ def test_a_poison_pubsub_message_is_acked_with_the_reason(make_client: AppFactor
     assert response.get_json()["reason"] == "invalid_intent"
 
 
+def test_an_oversized_pubsub_message_is_acked_as_poison(make_client: AppFactory) -> None:
+    response = push(make_client(), intent(metadata={"blob": "x" * 70_000}))
+    assert response.status_code == 200
+    assert response.get_json()["reason"] == "invalid_intent"
+
+
 def test_a_request_that_is_not_a_pubsub_envelope_is_a_400(make_client: AppFactory) -> None:
     assert make_client().post("/pubsub/push", json={"hello": "world"}).status_code == 400
 
@@ -371,11 +377,12 @@ def test_a_delivery_while_another_attempt_holds_the_claim_is_409_on_execute_and_
     body = intent()
     in_flight = FirestoreLedger(firestore_client, timeout_s=2)
     in_flight.claim(OrderIntent(**body), now=datetime.now(UTC), lease_s=60, source="other")
-    client = make_client()
+    client = make_client(EXEC_DUPLICATE_WAIT_S="0")
     direct = client.post("/execute", json=body)
     assert direct.status_code == 409
     assert direct.get_json()["reason"] == "duplicate_in_progress"
     assert direct.get_json()["retryable"] is True
+    assert direct.headers["Retry-After"]
     pushed = push(client, body)
-    assert pushed.status_code == 200
+    assert pushed.status_code == 503  # nacked: acking could lose the intent
     assert pushed.get_json()["reason"] == "duplicate_in_progress"

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import cast
 
 from backend.execution.agent_state import AgentStateTracker
-from backend.execution.clock import trading_date
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.errors import BrokerUnavailable
 from backend.execution.idempotency import (
@@ -45,22 +44,35 @@ class InMemoryLedger:
         with self._lock:
             lease = now + timedelta(seconds=lease_s)
             existing = self.records.get(intent.client_intent_id)
+            fingerprint = intent.fingerprint()
             if existing is None:
                 self.records[intent.client_intent_id] = IntentRecord(
-                    intent.client_intent_id, IN_PROGRESS, 1, lease
+                    intent.client_intent_id, IN_PROGRESS, 1, lease, fingerprint=fingerprint
                 )
-                return Claim(ClaimVerdict.OWNED, attempt=1)
+                return Claim(ClaimVerdict.OWNED, attempt=1, lease_until=lease)
             verdict = classify_existing(existing, now)
             if verdict is not ClaimVerdict.OWNED:
                 return Claim(verdict, existing.attempt, existing)
             attempt = existing.attempt + 1
             self.records[intent.client_intent_id] = IntentRecord(
-                intent.client_intent_id, IN_PROGRESS, attempt, lease
+                intent.client_intent_id, IN_PROGRESS, attempt, lease, fingerprint=fingerprint
             )
-            return Claim(ClaimVerdict.OWNED, attempt, existing, resumes_earlier_attempt=True)
+            return Claim(
+                ClaimVerdict.OWNED,
+                attempt,
+                existing,
+                resumes_earlier_attempt=True,
+                lease_until=lease,
+            )
 
     def record_outcome(
-        self, intent: OrderIntent, claim: Claim, result: ExecutionResult, *, now: datetime
+        self,
+        intent: OrderIntent,
+        claim: Claim,
+        result: ExecutionResult,
+        *,
+        trading_day: date,
+        decided_at: datetime,
     ) -> None:
         if self.fail_record_outcome:
             from backend.execution.errors import LedgerUnavailable
@@ -77,11 +89,12 @@ class InMemoryLedger:
                 result.broker_order_id,
                 result.message,
                 tuple(c.to_dict() for c in result.checks),
+                fingerprint=intent.fingerprint(),
             )
             if result.broker_order is not None and result.broker_order_id:
                 self.trades[result.broker_order_id] = {
                     "broker_account_id": intent.broker_account_id,
-                    "trading_date": trading_date(now),
+                    "trading_date": trading_day,
                     "client_intent_id": intent.client_intent_id,
                 }
 

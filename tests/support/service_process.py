@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,12 +45,14 @@ class ServiceProcess:
             "--no-control-socket",
             APP,
         ]
+        # A session of its own, so a crash test can SIGKILL master and workers together.
         self.process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_healthy(self, timeout_s: float = 20.0) -> ServiceProcess:
@@ -68,6 +71,12 @@ class ServiceProcess:
     def output(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a crash, with no chance to clean up."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     def stop(self) -> None:
         if self.process.poll() is None:

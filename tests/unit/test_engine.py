@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.clock import FixedClock
+from backend.execution.decisions import ExecutionResult
 from backend.execution.engine import ExecutionEngine, IntentContext, OrderIntent
 from backend.execution.errors import (
     BrokerRejected,
@@ -52,7 +55,11 @@ def make_engine(
     heartbeat: Any = None,
     **overrides: Any,
 ) -> ExecutionEngine:
-    values: dict[str, Any] = {"dry_run": not live, "agent_mode": "LIVE" if live else "DISABLED"}
+    values: dict[str, Any] = {
+        "dry_run": not live,
+        "agent_mode": "LIVE" if live else "DISABLED",
+        "duplicate_wait_s": 0,
+    }
     if live:
         values |= {"alpaca_api_key": "key", "alpaca_secret_key": "secret"}
     settings = Settings(**(values | overrides))
@@ -386,3 +393,80 @@ def test_the_position_check_counts_orders_the_position_row_cannot_reflect_yet() 
     results = [engine.execute_intent(intent(client_intent_id=f"buy-{n}")) for n in range(3)]
     assert [r.status for r in results] == [Status.SUBMITTED, Status.SUBMITTED, Status.REJECTED]
     assert check(results[2], "max_position_size").inputs["pending_qty"] == Decimal("10")
+
+
+# -- safety details of idempotency -----------------------------------------------------------
+
+
+def test_a_reused_intent_id_with_different_order_fields_is_refused_as_a_conflict() -> None:
+    ledger, broker = InMemoryLedger(), RecordingBroker()
+    engine = make_engine(live=True, ledger=ledger, broker=broker)
+    first = engine.execute_intent(intent(qty="5"))
+    second = engine.execute_intent(intent(qty="50"))
+    assert second.reason is Reason.IDEMPOTENCY_KEY_CONFLICT
+    assert not second.retryable
+    assert len(broker.submitted) == 1
+    assert ledger.load("intent-1").broker_order_id == first.broker_order_id  # type: ignore[union-attr]
+
+
+def test_an_unexpected_error_mid_attempt_leaves_the_intent_retryable_at_once() -> None:
+    ledger, book = InMemoryLedger(), InMemoryRiskBook()
+    book.error = ZeroDivisionError()
+    engine = make_engine(ledger=ledger, book=book, error_backoff_base_s=0.001)
+    assert engine.execute_intent(intent()).reason is Reason.INTERNAL_ERROR
+    assert ledger.load("intent-1").status == "retry_pending"  # type: ignore[union-attr]
+    book.error = None
+    engine.clock = FixedClock(NOW + timedelta(seconds=1))
+    assert engine.execute_intent(intent()).status is Status.DRY_RUN
+
+
+class JumpingClock:
+    """Time passes: each reading is ``step`` later than the one before."""
+
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        self.at, self.step = start, step
+
+    def now(self) -> datetime:
+        current = self.at
+        self.at += self.step
+        return current
+
+
+def test_no_broker_call_starts_when_the_claim_could_expire_during_it() -> None:
+    book, broker = InMemoryRiskBook(), RecordingBroker()
+    engine = make_engine(live=True, book=book, broker=broker)
+    engine.clock = JumpingClock(NOW, timedelta(seconds=20))  # the lease is 45 s
+    result = engine.execute_intent(intent())
+    assert result.reason is Reason.BROKER_UNAVAILABLE
+    assert "expire" in result.message
+    assert broker.submitted == []
+    assert book.state_of("intent-1") == "released"
+
+
+def test_a_duplicate_waits_briefly_and_answers_with_the_first_attempts_outcome() -> None:
+    ledger = InMemoryLedger()
+    claim = ledger.claim(intent(), now=NOW, lease_s=30, source="first")
+    done = ExecutionResult(Status.DRY_RUN, "intent-1")
+
+    def finish_first_attempt() -> None:
+        time.sleep(0.3)
+        ledger.record_outcome(intent(), claim, done, trading_day=NOW.date(), decided_at=NOW)
+
+    finisher = threading.Thread(target=finish_first_attempt)
+    finisher.start()
+    result = make_engine(ledger=ledger, duplicate_wait_s=2).execute_intent(intent())
+    finisher.join()
+    assert result.status is Status.DUPLICATE
+    assert result.original_status is Status.DRY_RUN
+
+
+def test_an_adopted_order_keeps_the_checks_that_let_it_through() -> None:
+    ledger, broker = InMemoryLedger(), RecordingBroker()
+    broker.fail_with = BrokerUnavailable("timeout", outcome_unknown=True)
+    broker.accept_then_fail = True
+    engine = make_engine(live=True, ledger=ledger, broker=broker)
+    engine.execute_intent(intent())
+    broker.fail_with = None
+    adopted = engine.execute_intent(intent())
+    names = [c.name for c in adopted.checks]
+    assert "max_position_size" in names and names[-1] == "earlier_attempt"

@@ -70,5 +70,16 @@ def test_enumerated_fields_refuse_unknown_values(field: str, value: str) -> None
     assert field in errors_for(**{field: value})
 
 
+def test_exponent_notation_is_stored_in_plain_digits() -> None:
+    parsed = OrderIntent(**(BASE | {"qty": "1e2"}))
+    assert parsed.summary()["qty"] == "100"
+
+
+def test_the_fingerprint_changes_with_the_order_but_not_with_metadata() -> None:
+    base = OrderIntent(**BASE)
+    assert base.fingerprint() == OrderIntent(**(BASE | {"metadata": {"a": 1}})).fingerprint()
+    assert base.fingerprint() != OrderIntent(**(BASE | {"qty": "2"})).fingerprint()
+
+
 def test_sells_have_a_negative_signed_quantity() -> None:
     assert OrderIntent(**(BASE | {"side": "sell"})).signed_qty == Decimal("-1.5")

@@ -22,6 +22,7 @@ from backend.execution.decisions import BrokerOrder
 from backend.execution.errors import (
     BrokerRejected,
     BrokerUnavailable,
+    ConfigurationError,
     DuplicateClientOrderId,
 )
 from backend.execution.intent import OrderIntent
@@ -52,7 +53,13 @@ class AlpacaBroker:
         base_url: str = PAPER_HOST,
         *,
         timeout_s: float = 5.0,
+        allow_live: bool = False,
     ) -> None:
+        if base_url.rstrip("/") == LIVE_HOST and not allow_live:
+            raise ConfigurationError(
+                "AlpacaBroker points at Alpaca's live host: pass allow_live=True "
+                "(the service sets it from TRADING_MODE=LIVE)"
+            )
         self._api_key = api_key
         self._secret_key = secret_key
         self.base_url = base_url.rstrip("/")

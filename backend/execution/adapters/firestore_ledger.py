@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -57,6 +57,7 @@ class FirestoreLedger:
         lease_until = now + timedelta(seconds=lease_s)
         record = {
             **intent_fields(intent),
+            "intent_fingerprint": intent.fingerprint(),
             "status": IN_PROGRESS,
             "attempt": 1,
             "lease_until": lease_until,
@@ -70,7 +71,7 @@ class FirestoreLedger:
             # retry=None: a blind retry of a create whose first try landed would report our own
             # claim as someone else's.
             ref.create(record, retry=None, timeout=self._timeout)
-            return Claim(ClaimVerdict.OWNED, attempt=1)
+            return Claim(ClaimVerdict.OWNED, attempt=1, lease_until=lease_until)
         except gexc.AlreadyExists:
             pass
         except gexc.GoogleAPIError as exc:
@@ -78,7 +79,13 @@ class FirestoreLedger:
         return self._claim_existing(ref, now, lease_until)
 
     def record_outcome(
-        self, intent: OrderIntent, claim: Claim, result: ExecutionResult, *, now: datetime
+        self,
+        intent: OrderIntent,
+        claim: Claim,
+        result: ExecutionResult,
+        *,
+        trading_day: date,
+        decided_at: datetime,
     ) -> None:
         status = result.status.value if is_final(result.reason) else RETRY_PENDING
         decision: dict[str, Any] = {
@@ -89,8 +96,8 @@ class FirestoreLedger:
             "checks": [check.to_dict() for check in result.checks],
             "broker_order_id": result.broker_order_id,
             "attempt": claim.attempt,
-            "decided_at": now,
-            "updated_at": now,
+            "decided_at": decided_at,
+            "updated_at": decided_at,
         }
         batch = self._db.batch()
         batch.set(
@@ -102,15 +109,15 @@ class FirestoreLedger:
                 **intent_fields(intent),
                 "broker_order_id": order.broker_order_id,
                 "broker": "alpaca",
-                "trading_date": trading_date(now).isoformat(),
+                "trading_date": trading_day.isoformat(),
                 "status": order.status,
                 "filled_qty": format(order.filled_qty, "f"),
                 "filled_avg_price": _str_or_none(order.filled_avg_price),
                 "filled_at": order.filled_at,
                 "submitted_at": order.submitted_at,
                 "raw_broker_order": jsonable(dict(order.raw)),
-                "created_at": now,
-                "updated_at": now,
+                "created_at": decided_at,
+                "updated_at": decided_at,
             }
             batch.set(
                 self._db.collection(LEDGER).document(order.broker_order_id), entry, merge=True
@@ -181,6 +188,7 @@ class FirestoreLedger:
                     attempt=attempt,
                     record=existing,
                     resumes_earlier_attempt=True,
+                    lease_until=lease_until,
                 )
         except gexc.GoogleAPIError as exc:
             raise LedgerUnavailable(_describe(exc)) from None
@@ -208,6 +216,7 @@ def _to_record(client_intent_id: str, data: dict[str, Any] | None) -> IntentReco
         broker_order_id=data.get("broker_order_id"),
         message=str(data.get("message") or ""),
         checks=tuple(data.get("checks") or ()),
+        fingerprint=data.get("intent_fingerprint"),
     )
 
 

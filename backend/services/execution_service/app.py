@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.execution import bootstrap
 from backend.execution.decisions import ExecutionResult, jsonable
@@ -166,10 +166,7 @@ def _context(source: str, message_id: str | None = None, publish_time: Any = Non
 
 
 def _respond(result: ExecutionResult, status: int) -> tuple[Response, int, dict[str, str]]:
-    headers = {}
-    if status == 503 and result.retry_after_s:
-        headers["Retry-After"] = str(result.retry_after_s)
-    return jsonify(result.to_dict()), status, headers
+    return jsonify(result.to_dict()), status, contract.retry_after(result)
 
 
 def _bad_request_body(exc: BadRequest) -> Response:
@@ -203,6 +200,22 @@ def _register_errors(app: Flask) -> None:
             retryable=False,
             message=f"Content-Type must be application/json, not {exc.mimetype}",
         ), 415
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
+        message = f"body larger than {request.max_content_length} bytes"
+        if request.path == "/pubsub/push":
+            # Redelivery cannot make it smaller: ack it as a poison message, or it comes back
+            # until the subscription's retention runs out.
+            log.warning(
+                "oversized Pub/Sub message acked: %s",
+                message,
+                extra={"event": "pubsub.poison_message"},
+            )
+            return _bad_request_body(BadRequest(message)), 200
+        return jsonify(
+            status="rejected", reason="invalid_request", retryable=False, message=message
+        ), 413
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:

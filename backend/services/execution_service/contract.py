@@ -22,16 +22,19 @@ EXECUTE_STATUS: dict[Reason | None, int] = {
     Reason.MAX_POSITION_SIZE_EXCEEDED: 409,
     Reason.BROKER_REJECTED: 409,
     Reason.DUPLICATE_IN_PROGRESS: 409,
+    Reason.IDEMPOTENCY_KEY_CONFLICT: 409,
     Reason.RISK_DATA_UNAVAILABLE: 503,
     Reason.BROKER_UNAVAILABLE: 503,
     Reason.LEDGER_UNAVAILABLE: 503,
     Reason.INTERNAL_ERROR: 503,
 }
 
-# Pub/Sub: ack unless a redelivery could turn out differently. A duplicate in progress is acked:
-# the delivery that holds the claim answers Pub/Sub for that message itself.
+# Pub/Sub: ack unless a redelivery could turn out differently. A duplicate still in progress
+# is nacked, not acked: an ack would settle the message for Pub/Sub, and if the attempt holding
+# the claim then ended retryable, its own nack would come too late and the intent would be lost.
 PUSH_NACKED: frozenset[Reason] = frozenset(
     {
+        Reason.DUPLICATE_IN_PROGRESS,
         Reason.RISK_DATA_UNAVAILABLE,
         Reason.BROKER_UNAVAILABLE,
         Reason.LEDGER_UNAVAILABLE,
@@ -46,3 +49,10 @@ def execute_status(result: ExecutionResult) -> int:
 
 def push_status(result: ExecutionResult) -> int:
     return 503 if result.reason in PUSH_NACKED else 200
+
+
+def retry_after(result: ExecutionResult) -> dict[str, str]:
+    """``Retry-After`` on every retryable answer that knows how long to wait."""
+    if result.retryable and result.retry_after_s:
+        return {"Retry-After": str(result.retry_after_s)}
+    return {}
