@@ -368,7 +368,7 @@ def test_admin_endpoints_need_the_right_key(make_client: AppFactory, tmp_path: P
     assert recovered.status_code == 200
 
 
-def test_a_delivery_while_another_attempt_holds_the_claim_is_409_on_execute_and_acked_on_push(
+def test_a_delivery_while_another_attempt_holds_the_claim_is_409_on_execute_and_nacked_on_push(
     make_client: AppFactory, firestore_client: Any
 ) -> None:
     from backend.execution.adapters.firestore_ledger import FirestoreLedger
