@@ -35,7 +35,7 @@ from backend.execution.errors import (
     LedgerUnavailable,
     TransientError,
 )
-from backend.execution.idempotency import Claim, ClaimVerdict, conflicts
+from backend.execution.idempotency import Claim, ClaimVerdict
 from backend.execution.intent import OrderIntent
 from backend.execution.kill_switch import KillSwitchReading, kill_switch_check
 from backend.execution.ports import (
@@ -215,7 +215,7 @@ class ExecutionEngine:
             claim = self._claim(intent, context, now)
         except LedgerUnavailable as exc:
             return outcomes.refused(intent, Reason.LEDGER_UNAVAILABLE, f"intent store: {exc}")
-        if conflicts(claim.record, intent.fingerprint()):
+        if claim.verdict is ClaimVerdict.CONFLICT:
             return outcomes.key_conflict(intent)
         if claim.verdict is ClaimVerdict.REPLAY:
             assert claim.record is not None
@@ -443,15 +443,19 @@ class ExecutionEngine:
                 exc,
                 extra={"event": "ledger.write_failed", "client_intent_id": intent.client_intent_id},
             )
-            if result.broker_order_id is not None:
-                # The order exists but the ledger does not show it. Ask for a retry: once the
-                # claim lease ends, the next attempt finds the order, adopts and records it.
-                return replace(
-                    result,
-                    reason=Reason.LEDGER_UNAVAILABLE,
-                    message=f"order placed but not yet recorded ({exc}); retry to record it",
-                    retry_after_s=int(self.settings.claim_lease_s) + 1,
-                )
+            # An outcome is only final once recorded. Ask for a retry: once the claim lease
+            # ends, the next attempt decides again (finding and adopting any placed order).
+            placed = result.broker_order_id is not None
+            return replace(
+                result,
+                reason=Reason.LEDGER_UNAVAILABLE,
+                message=(
+                    f"order placed but not yet recorded ({exc}); retry to record it"
+                    if placed
+                    else f"decided {result.status.value} but could not record it ({exc}); retry"
+                ),
+                retry_after_s=int(self.settings.claim_lease_s) + 1,
+            )
         return result
 
     # -- small helpers ------------------------------------------------------------------------

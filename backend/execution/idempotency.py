@@ -46,6 +46,7 @@ class ClaimVerdict(StrEnum):
     OWNED = "owned"  # this caller runs the attempt
     REPLAY = "replay"  # a final outcome exists; answer with it
     IN_PROGRESS = "in_progress"  # another caller holds a live lease
+    CONFLICT = "conflict"  # the id was first used for an order with different fields
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,15 @@ class Claim:
         return self.verdict is ClaimVerdict.OWNED
 
 
-def classify_existing(record: IntentRecord, now: datetime) -> ClaimVerdict:
+def classify_existing(record: IntentRecord, now: datetime, fingerprint: str) -> ClaimVerdict:
     """Given the stored record of an intent we failed to create, what may this caller do?
 
     OWNED here means "may try to take over the next attempt"; the adapter still has to win the
-    atomic create of that attempt before it owns anything.
+    atomic create of that attempt before it owns anything. A conflicting request never takes
+    anything over: the original intent's record stays as it was.
     """
+    if conflicts(record, fingerprint):
+        return ClaimVerdict.CONFLICT
     if record.final_status is not None:
         return ClaimVerdict.REPLAY
     if record.status == RETRY_PENDING:

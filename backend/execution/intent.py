@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     field_validator,
     model_validator,
@@ -39,15 +40,18 @@ Symbol = Annotated[
 ]
 
 
-def _fixed_point(value: Decimal) -> Decimal:
-    # "1e2" and "100" are the same quantity; keep one spelling so records and the broker agree.
-    return Decimal(format(value, "f"))
+def _canonical(value: Decimal) -> Decimal:
+    # "1e2", "100" and "100.0" are the same quantity: keep one value, so fingerprints, records
+    # and the broker agree.
+    return value.normalize()
 
 
 PositiveDecimal = Annotated[
     Decimal,
     Field(gt=0, allow_inf_nan=False, max_digits=20, decimal_places=9),
-    AfterValidator(_fixed_point),
+    AfterValidator(_canonical),
+    # Plain digits on the wire and in records (str() would give "1E+2" or "1E-7").
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
 ]
 
 # The fields that define the order: a reused client_intent_id must carry the same values.

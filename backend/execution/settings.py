@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -17,6 +18,12 @@ from backend.execution.vocabulary import AgentMode
 
 PAPER_HOST = "https://paper-api.alpaca.markets"
 LIVE_HOST = "https://api.alpaca.markets"
+
+
+def is_live_host(url: str) -> bool:
+    """True for Alpaca's live trading host, however the URL is spelled (port, case, slash)."""
+    return (urlsplit(url).hostname or "").lower() == urlsplit(LIVE_HOST).hostname
+
 
 # field name -> environment variables, preferred first; later ones are deprecated aliases.
 ENV_NAMES: dict[str, tuple[str, ...]] = {
@@ -102,7 +109,7 @@ class Settings(BaseModel):
                 raise ValueError(
                     f"EXEC_DRY_RUN=false routes real orders and needs {', '.join(missing)}"
                 )
-            if self.alpaca_trading_host.rstrip("/") == LIVE_HOST and self.trading_mode != "LIVE":
+            if is_live_host(self.alpaca_trading_host) and self.trading_mode != "LIVE":
                 raise ValueError(
                     "ALPACA_TRADING_HOST is Alpaca's live host: set TRADING_MODE=LIVE to confirm"
                 )

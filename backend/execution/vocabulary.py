@@ -35,7 +35,8 @@ class Reason(StrEnum):
     # The intent store (Firestore) could not be read or written, so idempotency cannot be
     # guaranteed (before the broker call) or the placed order could not be recorded (after).
     LEDGER_UNAVAILABLE = "ledger_unavailable"
-    # An unexpected exception: a bug or an unclassified failure. Nothing was placed.
+    # An unexpected exception: a bug or an unclassified failure. The attempt is left retryable;
+    # the next one looks the order up at the broker first, in case it was placed.
     INTERNAL_ERROR = "internal_error"
 
 

@@ -50,7 +50,7 @@ class InMemoryLedger:
                     intent.client_intent_id, IN_PROGRESS, 1, lease, fingerprint=fingerprint
                 )
                 return Claim(ClaimVerdict.OWNED, attempt=1, lease_until=lease)
-            verdict = classify_existing(existing, now)
+            verdict = classify_existing(existing, now, intent.fingerprint())
             if verdict is not ClaimVerdict.OWNED:
                 return Claim(verdict, existing.attempt, existing)
             attempt = existing.attempt + 1

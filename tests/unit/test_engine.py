@@ -409,6 +409,24 @@ def test_a_reused_intent_id_with_different_order_fields_is_refused_as_a_conflict
     assert ledger.load("intent-1").broker_order_id == first.broker_order_id  # type: ignore[union-attr]
 
 
+def test_a_conflicting_request_never_takes_over_the_original_intents_record() -> None:
+    ledger, book = InMemoryLedger(), InMemoryRiskBook()
+    book.error = RiskDataUnavailable("down")
+    engine = make_engine(ledger=ledger, book=book)
+    engine.execute_intent(intent(qty="5"))  # leaves the record retry_pending
+    before = ledger.load("intent-1")
+    assert engine.execute_intent(intent(qty="6")).reason is Reason.IDEMPOTENCY_KEY_CONFLICT
+    assert ledger.load("intent-1") == before
+
+
+def test_an_outcome_that_could_not_be_recorded_is_retryable_even_without_an_order() -> None:
+    ledger = InMemoryLedger()
+    ledger.fail_record_outcome = True
+    result = make_engine(ledger=ledger).execute_intent(intent())
+    assert result.status is Status.DRY_RUN
+    assert result.reason is Reason.LEDGER_UNAVAILABLE and result.retryable
+
+
 def test_an_unexpected_error_mid_attempt_leaves_the_intent_retryable_at_once() -> None:
     ledger, book = InMemoryLedger(), InMemoryRiskBook()
     book.error = ZeroDivisionError()

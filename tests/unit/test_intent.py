@@ -70,9 +70,18 @@ def test_enumerated_fields_refuse_unknown_values(field: str, value: str) -> None
     assert field in errors_for(**{field: value})
 
 
-def test_exponent_notation_is_stored_in_plain_digits() -> None:
-    parsed = OrderIntent(**(BASE | {"qty": "1e2"}))
-    assert parsed.summary()["qty"] == "100"
+@pytest.mark.parametrize(
+    "spelling,plain", [("1e2", "100"), ("100.0", "100"), ("1e-7", "0.0000001")]
+)
+def test_every_spelling_of_a_quantity_is_stored_in_plain_digits(spelling: str, plain: str) -> None:
+    assert OrderIntent(**(BASE | {"qty": spelling})).summary()["qty"] == plain
+
+
+def test_the_same_quantity_spelled_differently_has_the_same_fingerprint() -> None:
+    assert (
+        OrderIntent(**(BASE | {"qty": "100"})).fingerprint()
+        == OrderIntent(**(BASE | {"qty": "100.00"})).fingerprint()
+    )
 
 
 def test_the_fingerprint_changes_with_the_order_but_not_with_metadata() -> None:

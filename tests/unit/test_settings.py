@@ -46,6 +46,15 @@ def test_alpacas_live_host_needs_an_explicit_trading_mode() -> None:
     assert Settings.from_env(env | {"TRADING_MODE": "live"}).trading_mode == "LIVE"
 
 
+@pytest.mark.parametrize(
+    "host",
+    ["https://api.alpaca.markets:443", "https://API.Alpaca.Markets/", "http://api.alpaca.markets"],
+)
+def test_the_live_host_is_recognised_however_it_is_spelled(host: str) -> None:
+    with pytest.raises(ConfigurationError, match="TRADING_MODE=LIVE"):
+        Settings.from_env(LIVE_KEYS | {"ALPACA_TRADING_HOST": host})
+
+
 def test_the_claim_lease_must_outlast_an_attempt() -> None:
     with pytest.raises(ConfigurationError, match="EXEC_CLAIM_LEASE_S"):
         Settings.from_env({"EXEC_CLAIM_LEASE_S": "5"})

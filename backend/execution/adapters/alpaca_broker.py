@@ -26,7 +26,7 @@ from backend.execution.errors import (
     DuplicateClientOrderId,
 )
 from backend.execution.intent import OrderIntent
-from backend.execution.settings import LIVE_HOST, PAPER_HOST
+from backend.execution.settings import PAPER_HOST, is_live_host
 
 _DUPLICATE_MESSAGE = "client_order_id must be unique"
 
@@ -55,7 +55,7 @@ class AlpacaBroker:
         timeout_s: float = 5.0,
         allow_live: bool = False,
     ) -> None:
-        if base_url.rstrip("/") == LIVE_HOST and not allow_live:
+        if is_live_host(base_url) and not allow_live:
             raise ConfigurationError(
                 "AlpacaBroker points at Alpaca's live host: pass allow_live=True "
                 "(the service sets it from TRADING_MODE=LIVE)"
@@ -107,7 +107,7 @@ class AlpacaBroker:
             client = TradingClient(
                 self._api_key,
                 self._secret_key,
-                paper=self.base_url != LIVE_HOST,
+                paper=not is_live_host(self.base_url),
                 url_override=self.base_url,
             )
             # alpaca-py exposes no switch for these; the attributes are its retry loop's inputs.

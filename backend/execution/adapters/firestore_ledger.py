@@ -76,7 +76,7 @@ class FirestoreLedger:
             pass
         except gexc.GoogleAPIError as exc:
             raise LedgerUnavailable(_describe(exc)) from None
-        return self._claim_existing(ref, now, lease_until)
+        return self._claim_existing(ref, now, lease_until, intent.fingerprint())
 
     def record_outcome(
         self,
@@ -141,12 +141,16 @@ class FirestoreLedger:
     # -- takeover of an earlier attempt -------------------------------------------------------
 
     def _claim_existing(
-        self, ref: firestore.DocumentReference, now: datetime, lease_until: datetime
+        self,
+        ref: firestore.DocumentReference,
+        now: datetime,
+        lease_until: datetime,
+        fingerprint: str,
     ) -> Claim:
         existing = self.load(ref.id)
         if existing is None:  # deleted between our create and read: treat as busy, retry later
             return Claim(ClaimVerdict.IN_PROGRESS, attempt=0)
-        verdict = classify_existing(existing, now)
+        verdict = classify_existing(existing, now, fingerprint)
         if verdict is not ClaimVerdict.OWNED:
             return Claim(verdict, attempt=existing.attempt, record=existing)
         attempt = existing.attempt + 1

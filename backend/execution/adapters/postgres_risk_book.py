@@ -140,7 +140,11 @@ class PostgresRiskBook:
     def ping(self) -> None:
         try:
             with self._pool.connection(timeout=self._timeout) as conn:
-                conn.execute("SELECT 1")
+                # Also proves the schema is there: a missing table would refuse every intent.
+                conn.execute(
+                    "SELECT 1 FROM public.execution_risk_reservations, public.broker_positions"
+                    " LIMIT 0"
+                )
         except (psycopg.Error, PoolTimeout) as exc:
             raise RiskDataUnavailable(f"postgres: {type(exc).__name__}") from None
 
