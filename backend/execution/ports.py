@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.idempotency import Claim, IntentRecord
@@ -70,6 +70,20 @@ class RiskBook(Protocol):
     ) -> None:
         """Marks the intent's reservation routed (the broker has the order) or released."""
         ...
+
+
+class BrokerHistory(Protocol):
+    """Read-only broker history (Alpaca's JSON as received) for fill sync and audits."""
+
+    def list_orders(
+        self, *, after: datetime | None, until: datetime | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]: ...
+
+    def get_order(self, broker_order_id: str) -> dict[str, Any] | None: ...
+
+    def list_fills(
+        self, *, after: datetime | None, until: datetime | None = None, page_size: int = 100
+    ) -> list[dict[str, Any]]: ...
 
 
 class KillSwitchSource(Protocol):

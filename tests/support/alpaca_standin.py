@@ -321,7 +321,7 @@ class AlpacaStandIn:
     def _list_fills(self, query: dict[str, str]) -> list[dict]:
         """FILL activities; after/until compare against transaction_time."""
         with self._lock:
-            return window(self._fills, query)
+            return window(self._fills, query)[: int(query.get("page_size", "100"))]
 
 
 def window(items: list[tuple[int, dict]], query: dict[str, str]) -> list[dict]:

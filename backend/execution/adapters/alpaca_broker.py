@@ -9,8 +9,6 @@ models would turn quantities into floats.
 
 from __future__ import annotations
 
-import json
-import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -18,6 +16,11 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 
+from backend.execution.adapters.alpaca_client import (
+    ThreadLocalClients,
+    api_error_body,
+    describe_api_error,
+)
 from backend.execution.decisions import BrokerOrder
 from backend.execution.errors import (
     BrokerRejected,
@@ -29,18 +32,6 @@ from backend.execution.intent import OrderIntent
 from backend.execution.settings import PAPER_HOST, is_live_host
 
 _DUPLICATE_MESSAGE = "client_order_id must be unique"
-
-
-class _BoundedSession(requests.Session):
-    """A session whose every request carries a connect and read timeout."""
-
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__()
-        self._timeout = (timeout_s, timeout_s)
-
-    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self._timeout)
-        return super().request(method, url, *args, **kwargs)
 
 
 class AlpacaBroker:
@@ -60,11 +51,9 @@ class AlpacaBroker:
                 "AlpacaBroker points at Alpaca's live host: pass allow_live=True "
                 "(the service sets it from TRADING_MODE=LIVE)"
             )
-        self._api_key = api_key
-        self._secret_key = secret_key
         self.base_url = base_url.rstrip("/")
         self._timeout_s = timeout_s
-        self._local = threading.local()
+        self._clients = ThreadLocalClients(api_key, secret_key, self.base_url, timeout_s)
 
     def submit(self, intent: OrderIntent) -> BrokerOrder:
         try:
@@ -93,7 +82,7 @@ class AlpacaBroker:
             if exc.status_code == 404:
                 return None
             raise BrokerUnavailable(
-                f"order lookup failed: {_describe(exc)}", outcome_unknown=False
+                f"order lookup failed: {describe_api_error(exc)}", outcome_unknown=False
             ) from None
         except requests.exceptions.RequestException as exc:
             raise BrokerUnavailable(
@@ -102,20 +91,7 @@ class AlpacaBroker:
         return to_broker_order(_as_dict(raw))
 
     def _client(self) -> TradingClient:
-        client: TradingClient | None = getattr(self._local, "client", None)
-        if client is None:
-            client = TradingClient(
-                self._api_key,
-                self._secret_key,
-                paper=not is_live_host(self.base_url),
-                url_override=self.base_url,
-            )
-            # alpaca-py exposes no switch for these; the attributes are its retry loop's inputs.
-            client._retry = 0
-            client._retry_codes = []
-            client._session = _BoundedSession(self._timeout_s)
-            self._local.client = client
-        return client
+        return self._clients.get()
 
 
 def order_payload(intent: OrderIntent) -> dict[str, Any]:
@@ -165,24 +141,9 @@ def _as_dict(raw: Any) -> dict[str, Any]:
     return raw
 
 
-def _body(exc: APIError) -> dict[str, Any]:
-    # APIError.code/.message raise on a non-JSON body (an HTML error page from a proxy).
-    try:
-        parsed = json.loads(str(exc))
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def _describe(exc: APIError) -> str:
-    body = _body(exc)
-    message = body.get("message") or str(exc)[:200]
-    return f"HTTP {exc.status_code}: {message}"
-
-
 def _translate(exc: APIError, doing: str) -> Exception:
     status = exc.status_code
-    body = _body(exc)
+    body = api_error_body(exc)
     message = str(body.get("message") or str(exc)[:200])
     code = body.get("code") if isinstance(body.get("code"), int) else None
     if status is not None and 400 <= status < 500 and status != 429:
