@@ -10,12 +10,16 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.agent_state import AgentStateTracker
 from backend.execution.errors import ConfigurationError
+from backend.execution.fill_sync import FillSync
+
+if TYPE_CHECKING:
+    from backend.execution.engine import ExecutionEngine
 from backend.execution.ports import (
     Broker,
     HeartbeatSource,
@@ -168,17 +172,75 @@ def log_transition(previous: AgentState, current: AgentState, why: str) -> None:
     )
 
 
-def _postgres_risk_book(settings: Settings, closers: list[Callable[[], None]]) -> RiskBook:
+@dataclass
+class ServiceParts:
+    """Everything the HTTP service runs on, built once per process."""
+
+    engine: ExecutionEngine
+    fill_sync: FillSync | None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.engine.close()
+        for close in self.closers:
+            close()
+
+
+def build_service(settings: Settings) -> ServiceParts:
+    from backend.execution.engine import ExecutionEngine
+
+    closers: list[Callable[[], None]] = []
+    engine = ExecutionEngine(settings=settings)
+    return ServiceParts(engine, build_fill_sync(settings, closers), closers)
+
+
+def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> FillSync | None:
+    """The fill sync, when broker credentials are configured (it reads the broker's history)."""
+    if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
+        return None
+    from google.cloud import firestore
+
+    from backend.execution.adapters.alpaca_reader import AlpacaReader
+    from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
+    from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
+    from backend.execution.clock import SystemClock
+    from backend.execution.fill_sync import FillSync
+
+    client = firestore.Client(project=settings.gcp_project, database=settings.firestore_database)
+    closers.append(client.close)
+    pool = _pool(settings, closers, max_size=2)
+    return FillSync(
+        AlpacaReader(
+            settings.alpaca_api_key.get_secret_value(),
+            settings.alpaca_secret_key.get_secret_value(),
+            settings.alpaca_trading_host,
+            timeout_s=settings.broker_timeout_s,
+        ),
+        FirestoreFillStore(client, timeout_s=settings.io_timeout_s),
+        PostgresSyncLock(pool, timeout_s=settings.io_timeout_s),
+        SystemClock(),
+        budget_s=settings.sync_budget_s,
+        overlap_s=settings.sync_overlap_s,
+        min_call_interval_s=settings.broker_min_interval_s,
+    )
+
+
+def _pool(settings: Settings, closers: list[Callable[[], None]], *, max_size: int) -> Any:
     if settings.postgres_dsn is None:
         raise ConfigurationError(
             "EXEC_POSTGRES_DSN is required: the risk checks read positions and the order book"
         )
-    from backend.execution.adapters.postgres_risk_book import PostgresRiskBook, open_pool
+    from backend.execution.adapters.postgres_risk_book import open_pool
 
     pool = open_pool(
-        settings.postgres_dsn.get_secret_value(),
-        max_size=settings.pg_pool_max,
-        timeout_s=settings.io_timeout_s,
+        settings.postgres_dsn.get_secret_value(), max_size=max_size, timeout_s=settings.io_timeout_s
     )
     closers.append(pool.close)
+    return pool
+
+
+def _postgres_risk_book(settings: Settings, closers: list[Callable[[], None]]) -> RiskBook:
+    from backend.execution.adapters.postgres_risk_book import PostgresRiskBook
+
+    pool = _pool(settings, closers, max_size=settings.pg_pool_max)
     return PostgresRiskBook(pool, timeout_s=settings.io_timeout_s)

@@ -93,6 +93,8 @@ class ExecutionResult:
     errors: tuple[Mapping[str, Any], ...] = ()
     # Seconds after which a retry may succeed (the remaining claim lease, for instance).
     retry_after_s: int | None = None
+    # The order was found at the broker (placed by an earlier attempt) rather than sent now.
+    adopted: bool = False
 
     @property
     def retryable(self) -> bool:

@@ -404,7 +404,7 @@ class ExecutionEngine:
             {"client_order_id": intent.client_intent_id, "broker_order_id": order.broker_order_id},
             detail="the broker already had this order; adopted instead of sending it again",
         )
-        return outcomes.submitted(intent, decision.plus([adoption]), order)
+        return outcomes.submitted(intent, decision.plus([adoption]), order, adopted=True)
 
     def _settle_reservation(
         self, intent: OrderIntent, now: datetime, result: ExecutionResult, attempt: _Attempt

@@ -19,7 +19,7 @@ DEFAULT_RETRY_AFTER_S = 5
 
 
 def submitted(
-    intent: OrderIntent, decision: PreTradeDecision, order: BrokerOrder
+    intent: OrderIntent, decision: PreTradeDecision, order: BrokerOrder, *, adopted: bool = False
 ) -> ExecutionResult:
     return ExecutionResult(
         Status.SUBMITTED,
@@ -28,6 +28,7 @@ def submitted(
         broker_order_id=order.broker_order_id,
         broker_order=order,
         message=f"order {order.broker_order_id} is {order.status} at the broker",
+        adopted=adopted,
     )
 
 

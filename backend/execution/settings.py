@@ -51,6 +51,9 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "io_timeout_s": ("EXEC_IO_TIMEOUT_S",),
     "claim_lease_s": ("EXEC_CLAIM_LEASE_S",),
     "duplicate_wait_s": ("EXEC_DUPLICATE_WAIT_S",),
+    "sync_budget_s": ("EXEC_SYNC_BUDGET_S",),
+    "sync_overlap_s": ("EXEC_SYNC_OVERLAP_S",),
+    "broker_min_interval_s": ("EXEC_BROKER_MIN_INTERVAL_S",),
     "error_backoff_base_s": ("EXEC_AGENT_ERROR_BACKOFF_S",),
     "error_backoff_max_s": ("EXEC_AGENT_ERROR_BACKOFF_MAX_S",),
     "pg_pool_max": ("EXEC_PG_POOL_MAX",),
@@ -86,6 +89,10 @@ class Settings(BaseModel):
     io_timeout_s: float = Field(default=2.0, gt=0, le=30)
     claim_lease_s: float = Field(default=45.0, gt=0)
     duplicate_wait_s: float = Field(default=2.0, ge=0, le=8)
+    sync_budget_s: float = Field(default=20.0, gt=0, le=3600)
+    sync_overlap_s: float = Field(default=300.0, ge=0)
+    # 200 requests per minute per account: one call every 0.3 s stays under it.
+    broker_min_interval_s: float = Field(default=0.3, ge=0)
     error_backoff_base_s: float = Field(default=1.0, gt=0)
     error_backoff_max_s: float = Field(default=60.0, gt=0)
     pg_pool_max: int = Field(default=10, ge=1, le=200)

@@ -43,12 +43,12 @@ def make_client(
                 "EXEC_BROKER_TIMEOUT_S": "1",
             }
         app = create_app(Settings.from_env(values | env))
-        engines.append(app.extensions["execution_engine"])
+        engines.append(app.extensions["service_parts"])
         return app.test_client()
 
     yield build
-    for engine in engines:
-        engine.close()
+    for parts in engines:
+        parts.close()
 
 
 def intent(**overrides: Any) -> dict[str, Any]:
@@ -386,3 +386,29 @@ def test_a_delivery_while_another_attempt_holds_the_claim_is_409_on_execute_and_
     pushed = push(client, body)
     assert pushed.status_code == 503  # nacked: acking could lose the intent
     assert pushed.get_json()["reason"] == "duplicate_in_progress"
+
+
+def test_sync_fills_merges_broker_fills_into_the_ledger(
+    make_client: AppFactory, firestore_client: Any, alpaca: AlpacaStandIn
+) -> None:
+    client = make_client(live=True)
+    order_id = client.post("/execute", json=intent(qty="3")).get_json()["broker_order_id"]
+    alpaca.set_order_status(order_id, "filled", filled_qty="3", filled_avg_price="99.5")
+    response = client.post("/sync-fills", json={})
+    assert response.status_code == 200
+    report = response.get_json()
+    assert report["status"] == "complete" and report["fills_added"] >= 1
+    entry = firestore_client.collection("ledger_trades").document(order_id).get().to_dict()
+    assert (entry["status"], entry["filled_qty"], entry["filled_avg_price"]) == (
+        "filled",
+        "3",
+        "99.5",
+    )
+
+
+def test_sync_fills_without_broker_credentials_says_it_is_not_configured(
+    make_client: AppFactory,
+) -> None:
+    response = make_client().post("/sync-fills", json={})
+    assert response.status_code == 409
+    assert response.get_json()["status"] == "not_configured"

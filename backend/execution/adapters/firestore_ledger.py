@@ -119,9 +119,23 @@ class FirestoreLedger:
                 "created_at": decided_at,
                 "updated_at": decided_at,
             }
-            batch.set(
-                self._db.collection(LEDGER).document(order.broker_order_id), entry, merge=True
-            )
+            ledger_ref = self._db.collection(LEDGER).document(order.broker_order_id)
+            batch.set(ledger_ref, entry, merge=True)
+            # The order's event history starts here. A deterministic id and a full set (not
+            # create, which would fail the whole batch if a retried commit had landed) keep a
+            # replay from ever adding a second event.
+            kind = "adopted" if result.adopted else "submitted"
+            event_id = f"adopted-{claim.attempt}" if result.adopted else "submitted"
+            event = {
+                "type": kind,
+                "at": order.submitted_at,
+                "status": order.status,
+                "qty": entry["qty"],
+                "source": "execution",
+                "attempt": claim.attempt,
+                "recorded_at": decided_at,
+            }
+            batch.set(ledger_ref.collection("events").document(event_id), event)
         try:
             batch.commit(retry=self._read_retry, timeout=self._timeout)
         except gexc.GoogleAPIError as exc:

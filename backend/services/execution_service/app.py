@@ -14,6 +14,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.execution import bootstrap
+from backend.execution.bootstrap import ServiceParts
 from backend.execution.decisions import ExecutionResult, jsonable
 from backend.execution.engine import ExecutionEngine, IntentContext
 from backend.execution.errors import ConfigurationError
@@ -36,24 +37,26 @@ from backend.services.execution_service.parsing import (
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, deps: ExecutionEngine | None = None) -> Flask:
-    """Builds the service. Tests pass ``settings`` and an engine wired to test adapters."""
+def create_app(settings: Settings | None = None, deps: ServiceParts | None = None) -> Flask:
+    """Builds the service. Tests pass ``settings``, or parts wired to test adapters."""
     try:
-        settings = settings or (deps.settings if deps else bootstrap.load_settings())
+        settings = settings or (deps.engine.settings if deps else bootstrap.load_settings())
         configure_logging(settings.log_level)
         for notice in settings.startup_warnings:
             log.warning("configuration: %s", notice, extra={"event": "config.warning"})
-        engine = deps or ExecutionEngine(settings=settings)
+        parts = deps or bootstrap.build_service(settings)
     except ConfigurationError as exc:
         configure_logging("INFO")
         log.critical("refusing to start: %s", exc, extra={"event": "config.invalid"})
         raise
     if deps is None:
-        atexit.register(engine.close)
+        atexit.register(parts.close)
+    engine = parts.engine
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["execution_engine"] = engine
+    app.extensions["service_parts"] = parts
     _register_errors(app)
 
     @app.before_request
@@ -108,6 +111,22 @@ def create_app(settings: Settings | None = None, deps: ExecutionEngine | None = 
             return _bad_request_body(exc), 200, {}
         result = engine.execute_intent(intent, context)
         return _respond(result, contract.push_status(result))
+
+    @app.post("/sync-fills")
+    def sync_fills() -> tuple[Response, int, dict[str, str]]:
+        if parts.fill_sync is None:
+            return (
+                jsonify(
+                    status="not_configured",
+                    message="the fill sync needs ALPACA_API_KEY and ALPACA_SECRET_KEY",
+                ),
+                409,
+                {},
+            )
+        report = parts.fill_sync.run()
+        if report.status == "failed":  # Scheduler logs the failure; the next run resumes
+            return jsonify(report.to_dict()), 503, {"Retry-After": "60"}
+        return jsonify(report.to_dict()), 200, {}
 
     if settings.admin_key is not None:
         _register_admin(app, engine, settings.admin_key.get_secret_value())

@@ -1,0 +1,251 @@
+"""The fill sync: brings broker order progress and fills into the ledger, within a time budget.
+
+Called by Cloud Scheduler through ``POST /sync-fills`` (nothing runs between requests on Cloud
+Run). Each call resumes where the last one stopped. Two passes:
+
+1. orders, listed by submission time from the cursor's low-water mark (minus an overlap), each
+   merged with the monotonic rules in :mod:`backend.execution.fills`;
+2. FILL activities since the last one seen (minus the overlap), each recorded once per order
+   (``raw_fills`` map and a ``fill-<id>`` event).
+
+Broker calls are spaced to respect Alpaca's 200 requests/minute, never retried in a loop; a
+broker or Firestore failure ends the call with what was done saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
+
+from backend.execution.clock import Clock
+from backend.execution.errors import TransientError
+from backend.execution.fills import (
+    FINAL_STATUSES,
+    RecordedOrder,
+    SyncCursor,
+    broker_time,
+    earliest,
+    fill_event,
+    fill_event_id,
+    merge_order,
+    status_event,
+)
+from backend.execution.ports import BrokerHistory
+
+log = logging.getLogger(__name__)
+
+# Intent fields copied from a decision record when the sync adopts an order missing from the
+# ledger (its attempt died after the broker accepted it and nobody redelivered the intent).
+_INTENT_FIELDS = (
+    "client_intent_id", "strategy_id", "broker_account_id", "symbol", "side", "qty",
+    "order_type", "time_in_force", "limit_price", "stop_price", "intent_created_at",
+    "metadata_json", "trading_date",
+)  # fmt: skip
+
+
+class FillStore(Protocol):
+    def load_cursor(self) -> SyncCursor: ...
+    def save_cursor(self, cursor: SyncCursor, now: datetime) -> None: ...
+    def load_orders(self, order_ids: list[str]) -> dict[str, dict[str, Any]]: ...
+    def intent_of(self, client_order_id: str) -> dict[str, Any] | None: ...
+    def merge_order(self, order_id: str, fields: dict[str, Any], now: datetime) -> None: ...
+    def add_fill(self, order_id: str, activity_id: str, activity: dict[str, Any]) -> None: ...
+    def add_event(
+        self, order_id: str, event_id: str, event: dict[str, Any], now: datetime
+    ) -> bool: ...
+
+
+class SyncLock(Protocol):
+    def hold(self) -> AbstractContextManager[bool]: ...
+
+
+@dataclass
+class SyncReport:
+    status: str = "complete"  # complete | budget_exhausted | busy | failed
+    orders_seen: int = 0
+    documents_changed: int = 0
+    orders_adopted: int = 0
+    fills_seen: int = 0
+    fills_added: int = 0
+    broker_calls: int = 0
+    error: str | None = None
+    cursor: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cursor"] = {k: v.isoformat() if v else None for k, v in self.cursor.items()}
+        return out
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+class FillSync:
+    def __init__(
+        self,
+        history: BrokerHistory,
+        store: FillStore,
+        lock: SyncLock,
+        clock: Clock,
+        *,
+        budget_s: float,
+        overlap_s: float,
+        page_size: int = 500,
+        fills_page_size: int = 100,
+        min_call_interval_s: float = 0.3,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._history = history
+        self._store = store
+        self._lock = lock
+        self._clock = clock
+        self._budget_s = budget_s
+        self._overlap = timedelta(seconds=overlap_s)
+        self._page_size = page_size
+        self._fills_page_size = fills_page_size
+        self._min_interval = min_call_interval_s
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    def run(self) -> SyncReport:
+        report = SyncReport()
+        with self._lock.hold() as held:
+            if not held:
+                report.status = "busy"
+                return report
+            self._deadline = self._monotonic() + self._budget_s
+            self._last_call: float | None = None
+            cursor = self._store.load_cursor()
+            try:
+                self._sync_orders(cursor, report)
+                self._sync_fills(cursor, report)
+            except _OutOfBudget:
+                report.status = "budget_exhausted"
+            except TransientError as exc:
+                report.status, report.error = "failed", str(exc)
+                log.warning(
+                    "fill sync stopped early: %s", exc, extra={"event": "fills.sync_failed"}
+                )
+            self._store.save_cursor(cursor, self._clock.now())
+            report.cursor = cursor.to_dict()
+        log.info("fill sync %s", report.status, extra={"event": "fills.sync", **report.to_dict()})
+        return report
+
+    # -- pass 1: orders ------------------------------------------------------------------------
+
+    def _sync_orders(self, cursor: SyncCursor, report: SyncReport) -> None:
+        after = cursor.orders_resume_after or _minus(cursor.orders_low_water, self._overlap)
+        newest_seen: datetime | None = None
+        while True:
+            self._spend_budget()
+            page = self._broker(
+                partial(self._history.list_orders, after=after, limit=self._page_size)
+            )
+            report.broker_calls += 1
+            recorded = self._store.load_orders([str(o.get("id")) for o in page])
+            for order in page:
+                self._merge_one(order, recorded.get(str(order.get("id"))), report)
+                submitted = broker_time(order.get("submitted_at"))
+                if str(order.get("status")) not in FINAL_STATUSES:
+                    cursor.orders_next_low_water = earliest(cursor.orders_next_low_water, submitted)
+                newest_seen = submitted or newest_seen
+            report.orders_seen += len(page)
+            if len(page) < self._page_size:
+                break
+            if newest_seen is None or (after is not None and newest_seen <= after):
+                log.warning("order listing made no progress; stopping this pass")
+                break
+            after = newest_seen
+            cursor.orders_resume_after = after
+        # A full pass: everything before the oldest still-open order is final.
+        cursor.orders_low_water = (
+            cursor.orders_next_low_water or newest_seen or cursor.orders_low_water
+        )
+        cursor.orders_resume_after = cursor.orders_next_low_water = None
+
+    def _merge_one(
+        self, order: dict[str, Any], recorded: dict[str, Any] | None, report: SyncReport
+    ) -> None:
+        order_id, now = str(order.get("id")), self._clock.now()
+        if recorded is None:
+            intent = self._store.intent_of(str(order.get("client_order_id") or ""))
+            if intent is None:
+                return  # not this service's order
+            recorded = {}
+            entry = {k: intent.get(k) for k in _INTENT_FIELDS}
+            entry |= {"broker_order_id": order_id, "broker": "alpaca", "created_at": now,
+                      "submitted_at": order.get("submitted_at")}  # fmt: skip
+            self._store.merge_order(order_id, entry, now)
+            self._store.add_event(order_id, "adopted-by-sync", {"type": "adopted",
+                                  "at": order.get("submitted_at"), "source": "fill_sync"}, now)  # fmt: skip
+            report.orders_adopted += 1
+        update = merge_order(RecordedOrder.from_ledger(recorded), order)
+        if update is None:
+            return
+        self._store.merge_order(order_id, update.fields, now)
+        report.documents_changed += 1
+        if update.new_status_event:
+            event_id = f"status-{update.new_status_event}"
+            self._store.add_event(
+                order_id, event_id, status_event(update.new_status_event, order), now
+            )
+
+    # -- pass 2: fills -------------------------------------------------------------------------
+
+    def _sync_fills(self, cursor: SyncCursor, report: SyncReport) -> None:
+        after = _minus(cursor.fills_after, self._overlap)
+        while True:
+            self._spend_budget()
+            page = self._broker(
+                partial(self._history.list_fills, after=after, page_size=self._fills_page_size)
+            )
+            report.broker_calls += 1
+            recorded = self._store.load_orders([str(a.get("order_id")) for a in page])
+            before = after
+            for activity in page:
+                report.fills_seen += 1
+                order_id = str(activity.get("order_id"))
+                if order_id in recorded:  # only this service's orders are in the ledger
+                    self._record_fill(order_id, activity, report)
+                stamp = broker_time(activity.get("transaction_time"))
+                if stamp is not None:
+                    cursor.fills_after = max(cursor.fills_after or stamp, stamp)
+                    after = stamp
+            if len(page) < self._fills_page_size:
+                return
+            if after is None or (before is not None and after <= before):
+                log.warning("fill listing made no progress; stopping this pass")
+                return
+
+    def _record_fill(self, order_id: str, activity: dict[str, Any], report: SyncReport) -> None:
+        event_id, now = fill_event_id(activity), self._clock.now()
+        self._store.add_fill(order_id, str(activity.get("id")), activity)
+        if self._store.add_event(order_id, event_id, fill_event(activity), now):
+            report.fills_added += 1
+
+    # -- pacing --------------------------------------------------------------------------------
+
+    def _spend_budget(self) -> None:
+        if self._monotonic() >= self._deadline:
+            raise _OutOfBudget()
+
+    def _broker(self, call: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """One broker call, spaced from the last to stay under the broker's rate limit."""
+        if self._last_call is not None:
+            wait = self._min_interval - (self._monotonic() - self._last_call)
+            if wait > 0:
+                self._sleep(wait)
+        self._last_call = self._monotonic()
+        return call()
+
+
+def _minus(stamp: datetime | None, overlap: timedelta) -> datetime | None:
+    return None if stamp is None else stamp - overlap

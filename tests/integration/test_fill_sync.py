@@ -1,0 +1,232 @@
+"""The fill sync against the emulator and the Alpaca stand-in: exact, idempotent, monotonic,
+bounded and resumable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from backend.execution.adapters.alpaca_reader import AlpacaReader
+from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
+from backend.execution.adapters.postgres_risk_book import open_pool
+from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
+from backend.execution.clock import SystemClock
+from backend.execution.engine import ExecutionEngine, OrderIntent
+from backend.execution.fill_sync import FillSync
+from backend.execution.settings import Settings
+from tests.conftest import unique
+from tests.support.alpaca_standin import AlpacaStandIn
+
+
+@pytest.fixture
+def engine(
+    firestore_emulator: str, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
+) -> Iterator[ExecutionEngine]:
+    settings = Settings(
+        dry_run=False, agent_mode="LIVE", alpaca_api_key="k", alpaca_secret_key="s",
+        alpaca_trading_host=alpaca.base_url, gcp_project=firestore_project,
+        postgres_dsn=pg_dsn, duplicate_wait_s=0,
+    )  # fmt: skip
+    built = ExecutionEngine(settings=settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def make_sync(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Iterator[Any]:
+    pool = open_pool(pg_dsn, max_size=4, timeout_s=2)
+    state_path = f"{unique('sync')}/fills"  # each test its own cursor
+
+    def build(**overrides: Any) -> FillSync:
+        options: dict[str, Any] = {"budget_s": 20, "overlap_s": 300, "min_call_interval_s": 0}
+        history = overrides.pop("history", None) or AlpacaReader("k", "s", alpaca.base_url)
+        store = FirestoreFillStore(firestore_client, timeout_s=5, state_path=state_path)
+        return FillSync(
+            history,
+            store,
+            PostgresSyncLock(pool, timeout_s=2),
+            SystemClock(),
+            **(options | overrides),
+        )
+
+    yield build
+    pool.close()
+
+
+def place(engine: ExecutionEngine, qty: str = "10") -> str:
+    intent = OrderIntent(
+        client_intent_id=unique("fs"), strategy_id="s", broker_account_id=unique("acct"),
+        symbol="SPY", side="buy", qty=qty, order_type="market",
+    )  # fmt: skip
+    result = engine.execute_intent(intent)
+    assert result.broker_order_id, result
+    return result.broker_order_id
+
+
+def ledger(firestore_client: Any, order_id: str) -> dict[str, Any]:
+    return firestore_client.collection("ledger_trades").document(order_id).get().to_dict()
+
+
+def events(firestore_client: Any, order_id: str) -> dict[str, dict[str, Any]]:
+    ref = firestore_client.collection("ledger_trades").document(order_id).collection("events")
+    return {snap.id: snap.to_dict() for snap in ref.stream()}
+
+
+def test_a_partial_then_full_fill_merge_into_one_document_with_the_right_average_price(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    order_id = place(engine, qty="10")
+    alpaca.set_order_status(order_id, "partially_filled", filled_qty="4", filled_avg_price="100")
+    first = make_sync().run()
+    assert (first.status, first.documents_changed, first.fills_added) == ("complete", 1, 1)
+    entry = ledger(firestore_client, order_id)
+    assert (entry["status"], entry["filled_qty"], entry["filled_avg_price"]) == (
+        "partially_filled",
+        "4",
+        "100",
+    )
+
+    alpaca.set_order_status(order_id, "filled", filled_qty="10", filled_avg_price="100.6")
+    second = make_sync().run()
+    assert (second.documents_changed, second.fills_added) == (1, 1)
+    entry = ledger(firestore_client, order_id)
+    assert (entry["status"], entry["filled_qty"], entry["filled_avg_price"]) == (
+        "filled",
+        "10",
+        "100.6",
+    )
+    fills = sorted(entry["raw_fills"].values(), key=lambda f: f["transaction_time"])
+    assert [(f["qty"], f["price"]) for f in fills] == [("4", "100"), ("6", "101")]
+    total = sum(Decimal(f["qty"]) * Decimal(f["price"]) for f in fills) / Decimal(10)
+    assert total == Decimal(entry["filled_avg_price"])
+    kinds = sorted(e["type"] for e in events(firestore_client, order_id).values())
+    assert kinds == ["fill", "filled", "partial_fill", "submitted"]
+
+
+def test_a_second_sync_changes_nothing(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    order_id = place(engine)
+    alpaca.set_order_status(order_id, "filled", filled_qty="10", filled_avg_price="50.25")
+    sync = make_sync()
+    sync.run()
+    before = ledger(firestore_client, order_id)
+    again = sync.run()
+    assert (again.documents_changed, again.fills_added, again.orders_adopted) == (0, 0, 0)
+    assert again.orders_seen >= 1 and again.fills_seen >= 1  # it did look
+    assert ledger(firestore_client, order_id) == before
+    assert len(events(firestore_client, order_id)) == 3  # submitted, fill, filled
+
+
+class StaleHistory:
+    """Serves broker data captured earlier, as a delayed or reordered listing would."""
+
+    def __init__(self, orders: list[dict[str, Any]], fills: list[dict[str, Any]]) -> None:
+        self.orders, self.fills = orders, fills
+
+    def list_orders(self, *, after: Any, until: Any = None, limit: int = 500) -> list[Any]:
+        return self.orders
+
+    def get_order(self, broker_order_id: str) -> dict[str, Any] | None:
+        return None
+
+    def list_fills(self, *, after: Any, until: Any = None, page_size: int = 100) -> list[Any]:
+        return self.fills
+
+
+def test_stale_or_reordered_broker_data_never_moves_the_ledger_backwards(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    order_id = place(engine)
+    reader = AlpacaReader("k", "s", alpaca.base_url)
+    alpaca.set_order_status(order_id, "partially_filled", filled_qty="3", filled_avg_price="20")
+    partial = reader.get_order(order_id)
+    alpaca.set_order_status(order_id, "filled", filled_qty="10", filled_avg_price="20.7")
+    make_sync().run()
+    done = ledger(firestore_client, order_id)
+
+    stale = make_sync(history=StaleHistory([partial], [])).run()  # type: ignore[list-item]
+    assert stale.documents_changed == 0
+    assert ledger(firestore_client, order_id) == done
+    assert (done["status"], done["filled_qty"]) == ("filled", "10")
+
+
+def test_a_sync_cut_short_by_its_budget_finishes_on_the_next_call(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    order_ids = [place(engine, qty="1") for _ in range(5)]
+    for order_id in order_ids:
+        alpaca.set_order_status(order_id, "filled", filled_qty="1", filled_avg_price="10")
+    ticks = iter(range(1000))  # a clock that advances one second per reading
+
+    short = make_sync(budget_s=1.5, page_size=2, monotonic=lambda: float(next(ticks))).run()
+    assert short.status == "budget_exhausted"
+    assert 0 < short.documents_changed < 5
+    assert short.cursor["orders_resume_after"] is not None
+
+    rest = make_sync(page_size=2).run()
+    assert rest.status == "complete"
+    assert short.documents_changed + rest.documents_changed == 5
+    assert rest.fills_added == 5
+    for order_id in order_ids:
+        assert ledger(firestore_client, order_id)["status"] == "filled"
+
+
+def test_an_order_missing_from_the_ledger_is_adopted_from_its_decision_record(
+    engine: ExecutionEngine, make_sync: Any, firestore_client: Any
+) -> None:
+    order_id = place(engine)
+    firestore_client.collection("ledger_trades").document(order_id).delete()
+    report = make_sync().run()
+    assert report.orders_adopted == 1
+    entry = ledger(firestore_client, order_id)
+    assert entry["broker_order_id"] == order_id and entry["qty"] == "10"
+    assert "adopted-by-sync" in events(firestore_client, order_id)
+
+
+def test_orders_of_other_services_are_left_alone(
+    make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    other = AlpacaReader("k", "s", alpaca.base_url)._clients.get().post(
+        "/orders", {"symbol": "SPY", "qty": "1", "side": "buy", "type": "market",
+                    "time_in_force": "day", "client_order_id": unique("manual")},
+    )  # fmt: skip
+    report = make_sync().run()
+    assert report.orders_seen == 1 and report.documents_changed == 0
+    assert not firestore_client.collection("ledger_trades").document(other["id"]).get().exists
+
+
+def test_only_one_sync_runs_at_a_time(make_sync: Any, pg_dsn: str) -> None:
+    holder = make_sync()
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder._lock.hold() as held:
+            assert held
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert inside.wait(5)
+    assert make_sync().run().status == "busy"
+    release.set()
+    thread.join()
+    assert make_sync().run().status == "complete"
+
+
+def test_the_cursor_is_saved_with_the_oldest_open_order_as_low_water(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn
+) -> None:
+    open_order, done_order = place(engine), place(engine)
+    alpaca.set_order_status(done_order, "filled", filled_qty="10", filled_avg_price="1")
+    report = make_sync().run()
+    submitted = AlpacaReader("k", "s", alpaca.base_url).get_order(open_order)
+    assert submitted is not None
+    low_water: datetime = report.cursor["orders_low_water"]
+    assert low_water.isoformat()[:26] == submitted["submitted_at"][:26]
