@@ -59,6 +59,9 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "pg_pool_max": ("EXEC_PG_POOL_MAX",),
     "max_body_bytes": ("EXEC_MAX_BODY_BYTES",),
     "log_level": ("LOG_LEVEL",),
+    "push_audience": ("PUBSUB_PUSH_AUDIENCE",),
+    "push_service_account": ("PUBSUB_PUSH_SERVICE_ACCOUNT",),
+    "oidc_certs_url": ("EXEC_OIDC_CERTS_URL",),
 }
 
 
@@ -98,6 +101,12 @@ class Settings(BaseModel):
     pg_pool_max: int = Field(default=10, ge=1, le=200)
     max_body_bytes: int = Field(default=65536, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # OIDC on /pubsub/push and /sync-fills: verified only when an audience is configured.
+    push_audience: str | None = None
+    push_service_account: str | None = None
+    oidc_certs_url: str = Field(
+        default="https://www.googleapis.com/oauth2/v1/certs", pattern=r"^https?://"
+    )
     # Deprecation and fallback notices gathered while reading; logged once at start-up.
     startup_warnings: tuple[str, ...] = ()
 

@@ -20,6 +20,7 @@ from backend.execution.engine import ExecutionEngine, IntentContext
 from backend.execution.errors import ConfigurationError
 from backend.execution.settings import Settings
 from backend.services.execution_service import contract
+from backend.services.execution_service.auth import OidcVerifier, Unauthorized
 from backend.services.execution_service.logs import (
     configure_logging,
     current_trace,
@@ -89,6 +90,23 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
         result = engine.execute_intent(intent, _context("execute"))
         return _respond(result, contract.execute_status(result))
 
+    verifier = _push_verifier(settings)
+
+    @app.before_request
+    def _authenticate_push() -> tuple[Response, int] | None:
+        # Only Pub/Sub and Cloud Scheduler may drive these two; /execute is protected by the
+        # platform (Cloud Run IAM, ingress, NetworkPolicy).
+        if verifier is None or request.path not in ("/pubsub/push", "/sync-fills"):
+            return None
+        try:
+            verifier.verify(request.headers.get("Authorization"))
+        except Unauthorized as exc:
+            log.warning("rejected %s: %s", request.path, exc, extra={"event": "auth.rejected"})
+            return jsonify(
+                status="rejected", reason="unauthorized", retryable=False, message=str(exc)
+            ), 401
+        return None
+
     @app.post("/pubsub/push")
     def pubsub_push() -> tuple[Response, int, dict[str, str]]:
         message = parse_push_envelope(parse_json_body(_json_body()))
@@ -131,6 +149,14 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
     if settings.admin_key is not None:
         _register_admin(app, engine, settings.admin_key.get_secret_value())
     return app
+
+
+def _push_verifier(settings: Settings) -> OidcVerifier | None:
+    if settings.push_audience is None:
+        return None
+    return OidcVerifier(
+        settings.push_audience, settings.push_service_account, certs_url=settings.oidc_certs_url
+    )
 
 
 def _register_admin(app: Flask, engine: ExecutionEngine, admin_key: str) -> None:
