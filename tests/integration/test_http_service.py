@@ -412,3 +412,16 @@ def test_sync_fills_without_broker_credentials_says_it_is_not_configured(
     response = make_client().post("/sync-fills", json={})
     assert response.status_code == 409
     assert response.get_json()["status"] == "not_configured"
+
+
+def test_a_draining_instance_turns_new_intents_away_and_reports_not_ready(
+    make_client: AppFactory,
+) -> None:
+    client = make_client()
+    client.application.extensions["drain"].begin()
+    for response in (client.post("/execute", json=intent()), push(client, intent())):
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert response.get_json()["reason"] == "shutting_down"
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200

@@ -33,6 +33,8 @@ class ServiceProcess:
             sys.executable,
             "-m",
             "gunicorn",
+            "--config",
+            "python:backend.services.execution_service.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import hmac
 import logging
+import threading
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["execution_engine"] = engine
     app.extensions["service_parts"] = parts
+    drain = app.extensions["drain"] = Drain()
     _register_errors(app)
 
     @app.before_request
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
+        if drain.active:
+            return jsonify(status="shutting_down", checks={}), 503
         checks = engine.check_readiness()
         ready = all(value == "ok" for value in checks.values())
         return jsonify(
@@ -91,6 +95,15 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
         return _respond(result, contract.execute_status(result))
 
     verifier = _push_verifier(settings)
+
+    @app.before_request
+    def _refuse_new_work_while_draining() -> tuple[Response, int, dict[str, str]] | None:
+        if drain.active and request.path in ("/execute", "/pubsub/push", "/sync-fills"):
+            return jsonify(status="rejected", reason="shutting_down", retryable=True,
+                           message="this instance is shutting down; retry"), 503, {
+                "Retry-After": "1"
+            }  # fmt: skip
+        return None
 
     @app.before_request
     def _authenticate_push() -> tuple[Response, int] | None:
@@ -149,6 +162,24 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
     if settings.admin_key is not None:
         _register_admin(app, engine, settings.admin_key.get_secret_value())
     return app
+
+
+class Drain:
+    """Set once SIGTERM arrives (see gunicorn_conf.post_worker_init); never cleared."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    @property
+    def active(self) -> bool:
+        return self._event.is_set()
+
+    def begin(self) -> None:
+        if not self._event.is_set():
+            self._event.set()
+            log.warning(
+                "SIGTERM: draining; new intents get 503", extra={"event": "service.draining"}
+            )
 
 
 def _push_verifier(settings: Settings) -> OidcVerifier | None:
