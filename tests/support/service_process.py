@@ -71,7 +71,8 @@ class ServiceProcess:
         raise RuntimeError(f"service not healthy after {timeout_s}s:\n{self.output()}")
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
