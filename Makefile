@@ -12,6 +12,9 @@
 #   make lint     ruff check + ruff format --check (backend, tests) and mypy backend/execution.
 #   make test     THE test command: install, lint, then the whole pytest suite.
 #                 Extra pytest arguments: make test PYTEST_ARGS='-k foo -x'.
+#   make drill    kill-switch drill: live mode against the Alpaca stand-in under load, flips
+#                 the ConfigMap-style file, reports time to first refusal and orders routed
+#                 after the flip (must be 0). DRILL_ARGS='--rate 40 --duration 6 --json f'.
 #   make run      install, then run the gateway locally (Firestore emulator + Postgres +
 #                 gunicorn on 127.0.0.1:$PORT, default 8080); see backend/devtools/run_local.py.
 #   make fmt      ruff format + ruff check --fix (rewrites files).
@@ -32,7 +35,7 @@ LINT_PATHS := backend tests
 PYTEST_ARGS ?=
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: help install lint test run fmt postgres-available
+.PHONY: help install lint test run drill fmt postgres-available
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
@@ -104,6 +107,9 @@ test: install lint
 
 run: install
 	$(VPY) -m backend.devtools.run_local
+
+drill: install
+	$(VPY) -m backend.devtools.kill_switch_drill $(DRILL_ARGS)
 
 fmt: install
 	$(VENV)/bin/ruff format $(LINT_PATHS)

@@ -21,7 +21,7 @@ import requests
 
 from tests.conftest import unique
 from tests.support.alpaca_standin import AlpacaStandIn
-from tests.support.service_process import ServiceProcess
+from backend.devtools.service_process import ServiceProcess
 
 # Short leases and timeouts keep the crash test quick; the settings validator still holds:
 # lease >= 4 x broker timeout + 6 x io timeout + 1.

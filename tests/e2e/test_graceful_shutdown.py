@@ -13,7 +13,7 @@ import requests
 
 from tests.conftest import unique
 from tests.support.alpaca_standin import AlpacaStandIn
-from tests.support.service_process import ServiceProcess
+from backend.devtools.service_process import ServiceProcess
 
 
 def body() -> dict[str, Any]:

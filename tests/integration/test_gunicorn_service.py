@@ -13,30 +13,9 @@ from typing import Any
 import pytest
 import requests
 
+from backend.devtools.configmap import ConfigMapDir
 from tests.conftest import unique
-from tests.support.service_process import APP, REPO_ROOT, ServiceProcess
-
-
-class ConfigMapVolume:
-    """Mimics the kubelet: files reached through ``..data``, updated by an atomic symlink swap."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.generation = 0
-
-    def publish(self, **files: str) -> None:
-        self.generation += 1
-        version = self.root / f"..2026_11_21_{self.generation:02d}"
-        version.mkdir()
-        for name, content in files.items():
-            (version / name).write_text(content)
-        staging = self.root / "..data_tmp"
-        staging.symlink_to(version.name)
-        os.replace(staging, self.root / "..data")  # the atomic rename the kubelet does
-        for name in files:
-            link = self.root / name
-            if not link.is_symlink():
-                link.symlink_to(f"..data/{name}")
+from backend.devtools.service_process import APP, REPO_ROOT, ServiceProcess
 
 
 @pytest.fixture
@@ -49,15 +28,14 @@ def service_env(firestore_emulator: str, firestore_project: str, pg_dsn: str) ->
 
 
 @pytest.fixture
-def configmap(tmp_path: Path) -> ConfigMapVolume:
-    volume = ConfigMapVolume(tmp_path / "kill-switch")
-    volume.root.mkdir()
+def configmap(tmp_path: Path) -> ConfigMapDir:
+    volume = ConfigMapDir(tmp_path / "kill-switch")
     volume.publish(EXECUTION_HALTED="0\n")
     return volume
 
 
 @pytest.fixture
-def service(service_env: dict[str, str], configmap: ConfigMapVolume) -> Iterator[ServiceProcess]:
+def service(service_env: dict[str, str], configmap: ConfigMapDir) -> Iterator[ServiceProcess]:
     env = service_env | {"EXECUTION_HALTED_FILE": str(configmap.root / "EXECUTION_HALTED")}
     process = ServiceProcess(env).wait_healthy()
     yield process
@@ -78,7 +56,7 @@ def execute(service: ServiceProcess) -> Any:
 
 
 def test_a_configmap_symlink_swap_halts_and_resumes_the_running_service(
-    service: ServiceProcess, configmap: ConfigMapVolume
+    service: ServiceProcess, configmap: ConfigMapDir
 ) -> None:
     assert execute(service).json()["status"] == "dry_run"
     configmap.publish(EXECUTION_HALTED="1\n")

@@ -1,4 +1,4 @@
-"""Runs the real service under gunicorn in a child process, as production does."""
+"""Runs the real service under gunicorn in a child process, as production does (tests, drill, bench)."""
 
 from __future__ import annotations
 
