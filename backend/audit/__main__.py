@@ -1,0 +1,3 @@
+from backend.audit.cli import main
+
+raise SystemExit(main())
