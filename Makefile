@@ -9,7 +9,7 @@
 #                 is available: EXEC_TEST_PG_DSN set, or something on 127.0.0.1:5432, or an
 #                 initdb binary for a throwaway cluster -- otherwise, as root, apt-get
 #                 installs Debian's `postgresql` package.
-#   make lint     ruff check + ruff format --check (backend, tests) and mypy backend/execution.
+#   make lint     ruff check + ruff format --check (backend, tests) and mypy backend/execution backend/audit.
 #   make test     THE test command: install, lint, then the whole pytest suite.
 #                 Extra pytest arguments: make test PYTEST_ARGS='-k foo -x'.
 #   make drill    kill-switch drill: live mode against the Alpaca stand-in under load, flips
@@ -99,7 +99,7 @@ lint: install
 	@rc=0; \
 	echo "[make] ruff check $(LINT_PATHS)"; $(VENV)/bin/ruff check $(LINT_PATHS) || rc=1; \
 	echo "[make] ruff format --check $(LINT_PATHS)"; $(VENV)/bin/ruff format --check $(LINT_PATHS) || rc=1; \
-	echo "[make] mypy backend/execution"; $(VENV)/bin/mypy backend/execution || rc=1; \
+	echo "[make] mypy backend/execution backend/audit"; $(VENV)/bin/mypy backend/execution backend/audit || rc=1; \
 	exit $$rc
 
 test: install lint
