@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import requests
 
+from backend.devtools.service_process import ServiceProcess
 from tests.conftest import unique
 from tests.support.alpaca_standin import AlpacaStandIn
-from backend.devtools.service_process import ServiceProcess
 
 # Short leases and timeouts keep the crash test quick; the settings validator still holds:
 # lease >= 4 x broker timeout + 6 x io timeout + 1.

@@ -11,9 +11,9 @@ from typing import Any
 
 import requests
 
+from backend.devtools.service_process import ServiceProcess
 from tests.conftest import unique
 from tests.support.alpaca_standin import AlpacaStandIn
-from backend.devtools.service_process import ServiceProcess
 
 
 def body() -> dict[str, Any]:

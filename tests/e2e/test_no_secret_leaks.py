@@ -8,9 +8,9 @@ from typing import Any
 
 import requests
 
+from backend.devtools.service_process import ServiceProcess
 from tests.conftest import unique
 from tests.support.alpaca_standin import AlpacaStandIn
-from backend.devtools.service_process import ServiceProcess
 
 SECRETS = {
     "ALPACA_API_KEY": "AKLEAKCANARY0000001",

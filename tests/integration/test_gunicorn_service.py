@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from backend.devtools.configmap import ConfigMapDir
-from tests.conftest import unique
 from backend.devtools.service_process import APP, REPO_ROOT, ServiceProcess
+from tests.conftest import unique
 
 
 @pytest.fixture
