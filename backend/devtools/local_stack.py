@@ -159,11 +159,15 @@ def _pump_stderr(stream: IO[str], tail: collections.deque[str]) -> None:
             print(f"[firestore-emulator] {line.rstrip()}", file=sys.stderr, flush=True)
 
 
-def start_firestore_emulator(port: int = 0, *, timeout: float = 20.0) -> EmulatorProcess:
+def start_firestore_emulator(
+    port: int = 0, *, timeout: float = 20.0, stats_port: int | None = None
+) -> EmulatorProcess:
     """Start the pinned Firestore emulator on 127.0.0.1:``port`` (0 = any free port).
 
     Blocks until the emulator prints its ready line (at most ``timeout`` seconds).
     The emulator also exits by itself if this Python process dies (its stdin closes).
+    With ``stats_port``, it counts every RPC it receives and serves the counts as JSON on
+    http://127.0.0.1:<stats_port>/ (used by the benchmark).
     """
     node = shutil.which("node")
     if node is None:
@@ -185,6 +189,8 @@ def start_firestore_emulator(port: int = 0, *, timeout: float = 20.0) -> Emulato
         "PORT": str(port),
         "EMULATOR_EXIT_ON_STDIN_EOF": "1",
     }
+    if stats_port is not None:
+        env["EMULATOR_STATS_PORT"] = str(stats_port)
     proc = subprocess.Popen(
         [node, "server.js"],
         cwd=EMULATOR_DIR,

@@ -171,3 +171,15 @@ def test_the_hold_serialises_checks_for_the_same_account(
             )
     release.set()
     holder.join()
+
+
+def test_an_error_inside_the_hold_rolls_the_reservation_back_and_frees_the_locks(
+    book: PostgresRiskBook,
+) -> None:
+    account = unique("acct")
+    doomed = order(account)
+    with pytest.raises(ZeroDivisionError), book.hold(doomed, DAY, exclusive=True) as hold:
+        hold.reserve()
+        raise ZeroDivisionError
+    with book.hold(order(account), DAY, exclusive=True) as hold:  # not blocked by a stale lock
+        assert hold.snapshot.trades_today == 0  # the reservation never committed

@@ -9,6 +9,8 @@
 //   PORT  port to bind (default 8787; 0 = pick a free port)
 //   EMULATOR_EXIT_ON_STDIN_EOF=1  also exit when stdin reaches EOF (set by
 //         backend/devtools/local_stack.py so the emulator dies with its parent)
+//   EMULATOR_STATS_PORT  if set, count every RPC received, by method, and serve the
+//         counts as JSON on http://HOST:EMULATOR_STATS_PORT/ (the benchmark's round-trip count)
 //
 // When ready, prints exactly one line to stdout:
 //   firestore emulator listening on HOST:PORT
@@ -24,6 +26,33 @@ const port = Number.parseInt(rawPort, 10);
 if (!Number.isInteger(port) || port < 0 || port > 65535 || String(port) !== rawPort.trim()) {
   process.stderr.write(`firestore emulator: invalid PORT ${JSON.stringify(rawPort)}\n`);
   process.exit(2);
+}
+
+// Counting happens at the server, so every RPC a client makes is seen, retries included.
+const rpcCounts = {};
+if (process.env.EMULATOR_STATS_PORT) {
+  const addService = grpc.Server.prototype.addService;
+  grpc.Server.prototype.addService = function countingAddService(definition, implementation) {
+    const counted = {};
+    for (const [name, method] of Object.entries(definition)) {
+      const handler = implementation[name] || implementation[method.originalName];
+      if (typeof handler !== "function") continue;
+      const wrapped = function countedCall(...args) {
+        rpcCounts[name] = (rpcCounts[name] || 0) + 1;
+        return handler.apply(implementation, args);
+      };
+      counted[name] = wrapped;
+      if (method.originalName) counted[method.originalName] = wrapped;
+    }
+    return addService.call(this, definition, counted);
+  };
+  const http = require("http");
+  http
+    .createServer((req, res) => {
+      res.setHeader("Content-Type", "application/json");
+      res.end(JSON.stringify(rpcCounts));
+    })
+    .listen(Number.parseInt(process.env.EMULATOR_STATS_PORT, 10), host);
 }
 
 const srv = new FirestoreServer();

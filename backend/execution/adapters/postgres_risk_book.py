@@ -67,7 +67,11 @@ ON CONFLICT (client_intent_id) DO UPDATE
 
 
 def open_pool(dsn: str, *, max_size: int, timeout_s: float) -> ConnectionPool:
-    """A lazily filled pool: start-up never waits for Postgres, a request waits at most timeout_s."""
+    """A lazily filled pool: start-up never waits for Postgres, a request waits at most timeout_s.
+
+    Connections are in autocommit: a lone statement is one round trip, and the one transaction
+    we need is opened explicitly, so its BEGIN can travel with the first statements.
+    """
     pool = ConnectionPool(
         dsn,
         min_size=0,
@@ -75,6 +79,7 @@ def open_pool(dsn: str, *, max_size: int, timeout_s: float) -> ConnectionPool:
         timeout=timeout_s,
         open=False,
         kwargs={
+            "autocommit": True,
             "connect_timeout": max(1, math.ceil(timeout_s)),
             "options": f"-c statement_timeout={int(timeout_s * 1000)}",
             "application_name": "execution-gateway",
@@ -86,14 +91,19 @@ def open_pool(dsn: str, *, max_size: int, timeout_s: float) -> ConnectionPool:
 
 class _Hold:
     def __init__(
-        self, conn: psycopg.Connection, params: dict[str, object], snapshot: RiskSnapshot
+        self, conn: psycopg.Connection | None, params: dict[str, object], snapshot: RiskSnapshot
     ) -> None:
         self._conn = conn
         self._params = params
         self.snapshot = snapshot
+        self.reserved = False
 
     def reserve(self) -> None:
+        if self._conn is None:
+            raise RuntimeError("a shared (non-exclusive) hold cannot reserve")
+        # Queued in the pipeline: it travels with the COMMIT, and any error surfaces there.
         self._conn.execute(_RESERVE, self._params)
+        self.reserved = True
 
 
 class PostgresRiskBook:
@@ -103,20 +113,26 @@ class PostgresRiskBook:
 
     @contextmanager
     def hold(self, intent: OrderIntent, on: date, *, exclusive: bool) -> Iterator[_Hold]:
+        """Two round trips when exclusive (BEGIN + locks + snapshot, then reserve + COMMIT, each
+        pipelined into one flight); one when not (a lone snapshot in autocommit)."""
         params = _params(intent, on)
         try:
-            with self._pool.connection(timeout=self._timeout) as conn, conn.transaction():
-                if exclusive:
+            with self._pool.connection(timeout=self._timeout) as conn:
+                if not exclusive:
+                    yield _Hold(None, params, _snapshot(conn.execute(_SNAPSHOT, params).fetchone()))
+                    return
+                with conn.pipeline() as flights:
+                    conn.execute("BEGIN")
                     conn.execute(_LOCK, params)
-                row = conn.execute(_SNAPSHOT, params).fetchone()
-                assert row is not None  # a SELECT without FROM always yields one row
-                snapshot = RiskSnapshot(
-                    trades_today=int(row[0]),
-                    position_qty=Decimal(row[1]) if row[1] is not None else Decimal(0),
-                    position_updated_at=_aware(row[2]),
-                    pending_qty=Decimal(row[3]),
-                )
-                yield _Hold(conn, params, snapshot)
+                    cursor = conn.execute(_SNAPSHOT, params)
+                    flights.sync()
+                    hold = _Hold(conn, params, _snapshot(cursor.fetchone()))
+                    try:
+                        yield hold
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
         except (psycopg.Error, PoolTimeout) as exc:
             raise RiskDataUnavailable(
                 f"risk book: {type(exc).__name__}: {str(exc)[:200]}"
@@ -160,6 +176,16 @@ def _params(intent: OrderIntent, on: date) -> dict[str, object]:
         "day": on.isoformat(),
         "signed_qty": intent.signed_qty,
     }
+
+
+def _snapshot(row: tuple[object, ...] | None) -> RiskSnapshot:
+    assert row is not None  # a SELECT without FROM always yields one row
+    return RiskSnapshot(
+        trades_today=int(str(row[0])),
+        position_qty=Decimal(str(row[1])) if row[1] is not None else Decimal(0),
+        position_updated_at=_aware(row[2]),
+        pending_qty=Decimal(str(row[3])),
+    )
 
 
 def _aware(value: object) -> datetime | None:
