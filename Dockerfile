@@ -34,6 +34,8 @@ EXPOSE 8080
 # and the slim image has no HTTP client to run one with.
 #
 # `exec` replaces the shell, so gunicorn is PID 1 and receives SIGTERM itself.
+# - --config ...gunicorn_conf: its post_worker_init hook makes a worker start draining on
+#   SIGTERM (new intents get 503 + Retry-After) while in-flight requests finish.
 # - --timeout 0: no worker timeout (Google's Cloud Run recipe); request time is bounded by the
 #   platform and by the gateway's own broker and I/O timeouts.
 # - --graceful-timeout: Cloud Run sends SIGKILL 10 s after SIGTERM, so the default 8 fits with a
@@ -43,4 +45,4 @@ EXPOSE 8080
 # - --worker-tmp-dir /tmp: the worker heartbeat files live in /tmp, an emptyDir on GKE and the
 #   in-memory filesystem on Cloud Run.
 # - ${VAR:-default}: an unset or empty variable falls back to the default.
-CMD ["/bin/sh", "-c", "exec gunicorn --bind \"0.0.0.0:${PORT:-8080}\" --workers \"${GUNICORN_WORKERS:-2}\" --threads \"${GUNICORN_THREADS:-8}\" --timeout 0 --graceful-timeout \"${GUNICORN_GRACEFUL_TIMEOUT:-8}\" --no-control-socket --worker-tmp-dir /tmp 'backend.services.execution_service.app:create_app()'"]
+CMD ["/bin/sh", "-c", "exec gunicorn --config python:backend.services.execution_service.gunicorn_conf --bind \"0.0.0.0:${PORT:-8080}\" --workers \"${GUNICORN_WORKERS:-2}\" --threads \"${GUNICORN_THREADS:-8}\" --timeout 0 --graceful-timeout \"${GUNICORN_GRACEFUL_TIMEOUT:-8}\" --no-control-socket --worker-tmp-dir /tmp 'backend.services.execution_service.app:create_app()'"]

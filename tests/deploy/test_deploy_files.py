@@ -25,8 +25,8 @@ import requests
 import yaml
 from kubernetes_validate.utils import ValidationError
 
+from backend.devtools.service_process import free_port
 from tests.deploy import files
-from tests.support.service_process import free_port
 
 # The oldest Kubernetes minor we deploy to, and the newest the pinned validator bundles: an
 # API that is missing in either fails.
@@ -102,6 +102,13 @@ def test_the_command_execs_gunicorn_with_the_app_factory_on_all_interfaces(
     env = files.image_env(instructions)
     assert int(files.effective_default(command.option("--workers") or "", env)) >= 1
     assert int(files.effective_default(command.option("--threads") or "", env)) >= 1
+
+
+def test_the_image_loads_the_gunicorn_config_that_drains_on_sigterm(
+    instructions: list[files.Instruction],
+) -> None:
+    command = files.cmd(instructions)
+    assert command.option("--config") == "python:backend.services.execution_service.gunicorn_conf"
 
 
 def test_the_default_graceful_timeout_fits_cloud_runs_ten_seconds_before_sigkill(
