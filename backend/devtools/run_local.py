@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.executable,
             "-m",
             "gunicorn",
+            # The service's own config (the SIGTERM drain hook); the flags below override
+            # its bind, workers and threads for a local run.
+            "--config",
+            "python:backend.services.execution_service.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{http_port}",
             "--workers",

@@ -117,27 +117,31 @@ class FillSync:
 
     def run(self) -> SyncReport:
         report = SyncReport()
-        with self._lock.hold() as held:
-            if not held:
-                report.status = "busy"
-                return report
-            self._deadline = self._monotonic() + self._budget_s
-            self._last_call: float | None = None
-            cursor = self._store.load_cursor()
-            try:
-                self._sync_orders(cursor, report)
-                self._sync_fills(cursor, report)
-            except _OutOfBudget:
-                report.status = "budget_exhausted"
-            except TransientError as exc:
-                report.status, report.error = "failed", str(exc)
-                log.warning(
-                    "fill sync stopped early: %s", exc, extra={"event": "fills.sync_failed"}
-                )
-            self._store.save_cursor(cursor, self._clock.now())
-            report.cursor = cursor.to_dict()
+        try:
+            with self._lock.hold() as held:
+                if not held:
+                    report.status = "busy"
+                    return report
+                self._run_locked(report)
+        except TransientError as exc:  # the lock, the cursor, the broker or the ledger
+            report.status, report.error = "failed", str(exc)
+            log.warning("fill sync stopped early: %s", exc, extra={"event": "fills.sync_failed"})
         log.info("fill sync %s", report.status, extra={"event": "fills.sync", **report.to_dict()})
         return report
+
+    def _run_locked(self, report: SyncReport) -> None:
+        self._deadline = self._monotonic() + self._budget_s
+        self._last_call: float | None = None
+        cursor = self._store.load_cursor()
+        try:
+            self._sync_orders(cursor, report)
+            self._sync_fills(cursor, report)
+        except _OutOfBudget:
+            report.status = "budget_exhausted"
+        finally:
+            # What was done is kept, whatever stopped the run.
+            report.cursor = cursor.to_dict()
+            self._store.save_cursor(cursor, self._clock.now())
 
     # -- pass 1: orders ------------------------------------------------------------------------
 
@@ -147,14 +151,15 @@ class FillSync:
         while True:
             self._spend_budget()
             page = self._broker(
-                partial(self._history.list_orders, after=after, limit=self._page_size)
+                report, partial(self._history.list_orders, after=after, limit=self._page_size)
             )
-            report.broker_calls += 1
             recorded = self._store.load_orders([str(o.get("id")) for o in page])
             for order in page:
-                self._merge_one(order, recorded.get(str(order.get("id"))), report)
+                ours = self._merge_one(order, recorded.get(str(order.get("id"))), report)
                 submitted = broker_time(order.get("submitted_at"))
-                if str(order.get("status")) not in FINAL_STATUSES:
+                # Only this service's open orders hold the mark back; another tool's order
+                # left open for weeks must not make every run re-list from its day.
+                if ours and str(order.get("status")) not in FINAL_STATUSES:
                     cursor.orders_next_low_water = earliest(cursor.orders_next_low_water, submitted)
                 newest_seen = submitted or newest_seen
             report.orders_seen += len(page)
@@ -173,12 +178,13 @@ class FillSync:
 
     def _merge_one(
         self, order: dict[str, Any], recorded: dict[str, Any] | None, report: SyncReport
-    ) -> None:
+    ) -> bool:
+        """Merges one broker order; False when the order is not this service's."""
         order_id, now = str(order.get("id")), self._clock.now()
         if recorded is None:
             intent = self._store.intent_of(str(order.get("client_order_id") or ""))
             if intent is None:
-                return  # not this service's order
+                return False
             recorded = {}
             entry = {k: intent.get(k) for k in _INTENT_FIELDS}
             entry |= {"broker_order_id": order_id, "broker": "alpaca", "created_at": now,
@@ -189,7 +195,7 @@ class FillSync:
             report.orders_adopted += 1
         update = merge_order(RecordedOrder.from_ledger(recorded), order)
         if update is None:
-            return
+            return True
         self._store.merge_order(order_id, update.fields, now)
         report.documents_changed += 1
         if update.new_status_event:
@@ -197,6 +203,7 @@ class FillSync:
             self._store.add_event(
                 order_id, event_id, status_event(update.new_status_event, order), now
             )
+        return True
 
     # -- pass 2: fills -------------------------------------------------------------------------
 
@@ -205,15 +212,18 @@ class FillSync:
         while True:
             self._spend_budget()
             page = self._broker(
-                partial(self._history.list_fills, after=after, page_size=self._fills_page_size)
+                report,
+                partial(self._history.list_fills, after=after, page_size=self._fills_page_size),
             )
-            report.broker_calls += 1
             recorded = self._store.load_orders([str(a.get("order_id")) for a in page])
             before = after
             for activity in page:
                 report.fills_seen += 1
                 order_id = str(activity.get("order_id"))
-                if order_id in recorded:  # only this service's orders are in the ledger
+                known = recorded.get(order_id, {}).get("raw_fills") or {}
+                # Only this service's orders are in the ledger; a fill already recorded (seen
+                # again inside the overlap window) costs no write.
+                if order_id in recorded and str(activity.get("id")) not in known:
                     self._record_fill(order_id, activity, report)
                 stamp = broker_time(activity.get("transaction_time"))
                 if stamp is not None:
@@ -237,13 +247,16 @@ class FillSync:
         if self._monotonic() >= self._deadline:
             raise _OutOfBudget()
 
-    def _broker(self, call: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    def _broker(
+        self, report: SyncReport, call: Callable[[], list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
         """One broker call, spaced from the last to stay under the broker's rate limit."""
         if self._last_call is not None:
             wait = self._min_interval - (self._monotonic() - self._last_call)
             if wait > 0:
                 self._sleep(wait)
         self._last_call = self._monotonic()
+        report.broker_calls += 1  # counted before the call: a failed call was still made
         return call()
 
 

@@ -46,10 +46,11 @@ def make_sync(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Iter
         options: dict[str, Any] = {"budget_s": 20, "overlap_s": 300, "min_call_interval_s": 0}
         history = overrides.pop("history", None) or AlpacaReader("k", "s", alpaca.base_url)
         store = FirestoreFillStore(firestore_client, timeout_s=5, state_path=state_path)
+        lock = overrides.pop("lock", None) or PostgresSyncLock(pool, timeout_s=2)
         return FillSync(
             history,
             store,
-            PostgresSyncLock(pool, timeout_s=2),
+            lock,
             SystemClock(),
             **(options | overrides),
         )
@@ -230,3 +231,30 @@ def test_the_cursor_is_saved_with_the_oldest_open_order_as_low_water(
     assert submitted is not None
     low_water: datetime = report.cursor["orders_low_water"]
     assert low_water.isoformat()[:26] == submitted["submitted_at"][:26]
+
+
+def test_an_unreachable_lock_or_store_ends_the_run_as_failed_not_as_an_exception(
+    make_sync: Any,
+) -> None:
+    dead_pool = open_pool("postgresql://postgres@127.0.0.1:1/x", max_size=1, timeout_s=0.5)
+    try:
+        report = make_sync(lock=PostgresSyncLock(dead_pool, timeout_s=0.5)).run()
+    finally:
+        dead_pool.close()
+    assert report.status == "failed"
+    assert "sync lock" in (report.error or "")
+
+
+def test_another_tools_open_order_does_not_hold_the_low_water_mark_back(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn
+) -> None:
+    foreign = AlpacaReader("k", "s", alpaca.base_url)._clients.get().post(
+        "/orders",
+        {"symbol": "SPY", "qty": "1", "side": "buy", "type": "market",
+         "time_in_force": "day", "client_order_id": unique("manual")},
+    )  # fmt: skip
+    ours = place(engine)
+    alpaca.set_order_status(ours, "filled", filled_qty="10", filled_avg_price="1")
+    report = make_sync().run()
+    low_water: datetime = report.cursor["orders_low_water"]
+    assert low_water.isoformat()[:26] > foreign["submitted_at"][:26]
