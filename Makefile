@@ -15,6 +15,9 @@
 #   make drill    kill-switch drill: live mode against the Alpaca stand-in under load, flips
 #                 the ConfigMap-style file, reports time to first refusal and orders routed
 #                 after the flip (must be 0). DRILL_ARGS='--rate 40 --duration 6 --json f'.
+#   make bench    the benchmark (docs/PERFORMANCE.md): latency at fixed rates, the I/O floor,
+#                 round trips and CPU per intent, kill-switch reaction; a few minutes.
+#                 BENCH_ARGS='--duration 5 --out bench-results.json'.
 #   make run      install, then run the gateway locally (Firestore emulator + Postgres +
 #                 gunicorn on 127.0.0.1:$PORT, default 8080); see backend/devtools/run_local.py.
 #   make fmt      ruff format + ruff check --fix (rewrites files).
@@ -35,7 +38,7 @@ LINT_PATHS := backend tests
 PYTEST_ARGS ?=
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: help install lint test run drill fmt postgres-available
+.PHONY: help install lint test run drill bench fmt postgres-available
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
@@ -110,6 +113,9 @@ run: install
 
 drill: install
 	$(VPY) -m backend.devtools.kill_switch_drill $(DRILL_ARGS)
+
+bench: install
+	$(VPY) -m backend.devtools.bench $(BENCH_ARGS)
 
 fmt: install
 	$(VENV)/bin/ruff format $(LINT_PATHS)
