@@ -22,6 +22,20 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def intent_body(prefix: str = "intent", **overrides: Any) -> dict[str, Any]:
+    """A valid intent as a strategy sends it: fresh ids, a one-share market buy of SPY."""
+    body: dict[str, Any] = {
+        "client_intent_id": unique(prefix),
+        "strategy_id": "s",
+        "broker_account_id": unique("acct"),
+        "symbol": "SPY",
+        "side": "buy",
+        "qty": "1",
+        "order_type": "market",
+    }
+    return body | overrides
+
+
 @pytest.fixture(scope="session")
 def firestore_emulator() -> Iterator[str]:
     with local_stack.start_firestore_emulator() as emulator:

@@ -43,6 +43,24 @@ def stored(field: str, header: str | None = None) -> Column:
     return Column(header or field, lambda row: text(row.get(field)))
 
 
+_INTENT_COLUMNS = tuple(
+    stored(field)
+    for field in (
+        "client_intent_id",
+        "strategy_id",
+        "broker_account_id",
+        "symbol",
+        "side",
+        "qty",
+        "order_type",
+        "time_in_force",
+        "limit_price",
+        "stop_price",
+        "status",
+    )
+)  # the order's own fields, as both csv views list them
+
+
 def instant(field: str, header: str | None = None) -> Column:
     return Column(header or field, lambda row: shown(row.get(field)))
 
@@ -110,17 +128,7 @@ TRADES = View(
         stored("trading_date"),
         instant("created_at"),
         stored("broker_order_id"),
-        stored("client_intent_id"),
-        stored("strategy_id"),
-        stored("broker_account_id"),
-        stored("symbol"),
-        stored("side"),
-        stored("qty"),
-        stored("order_type"),
-        stored("time_in_force"),
-        stored("limit_price"),
-        stored("stop_price"),
-        stored("status"),
+        *_INTENT_COLUMNS,
         stored("filled_qty"),
         stored("filled_avg_price"),
         stored("filled_at"),
@@ -184,17 +192,7 @@ DECISIONS = View(
         stored("trading_date"),
         instant("received_at"),
         instant("decided_at"),
-        stored("client_intent_id"),
-        stored("strategy_id"),
-        stored("broker_account_id"),
-        stored("symbol"),
-        stored("side"),
-        stored("qty"),
-        stored("order_type"),
-        stored("time_in_force"),
-        stored("limit_price"),
-        stored("stop_price"),
-        stored("status"),
+        *_INTENT_COLUMNS,
         stored("reason"),
         stored("retryable"),
         stored("message"),

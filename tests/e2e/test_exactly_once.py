@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from backend.devtools.service_process import ServiceProcess
-from tests.conftest import unique
+from tests.conftest import intent_body, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 
 # Short leases and timeouts keep the crash test quick; the settings validator still holds:
@@ -68,16 +68,7 @@ def two_instances(start_service: Any, **env: str) -> list[ServiceProcess]:
 
 
 def intent(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "client_intent_id": unique("x1"),
-        "strategy_id": "s",
-        "broker_account_id": unique("acct"),
-        "symbol": "SPY",
-        "side": "buy",
-        "qty": "1",
-        "order_type": "market",
-    }
-    return body | overrides
+    return intent_body("x1", **overrides)
 
 
 def deliver(service: ServiceProcess, body: dict[str, Any], via: str = "execute") -> Any:

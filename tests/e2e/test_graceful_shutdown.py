@@ -12,20 +12,12 @@ from typing import Any
 import requests
 
 from backend.devtools.service_process import ServiceProcess
-from tests.conftest import unique
+from tests.conftest import intent_body
 from tests.support.alpaca_standin import AlpacaStandIn
 
 
 def body() -> dict[str, Any]:
-    return {
-        "client_intent_id": unique("term"),
-        "strategy_id": "s",
-        "broker_account_id": unique("acct"),
-        "symbol": "SPY",
-        "side": "buy",
-        "qty": "1",
-        "order_type": "market",
-    }
+    return intent_body("term")
 
 
 def test_sigterm_during_a_slow_broker_call_lets_it_finish_and_turns_new_intents_away(

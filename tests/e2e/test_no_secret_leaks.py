@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from backend.devtools.service_process import ServiceProcess
-from tests.conftest import unique
+from tests.conftest import intent_body
 from tests.support.alpaca_standin import AlpacaStandIn
 
 SECRETS = {
@@ -22,15 +22,7 @@ BEARER = "eyJhbGciOiJSUzI1NiJ9.leak-canary-token-0000005.c2ln"
 
 
 def intent() -> dict[str, Any]:
-    return {
-        "client_intent_id": unique("leak"),
-        "strategy_id": "s",
-        "broker_account_id": unique("acct"),
-        "symbol": "SPY",
-        "side": "buy",
-        "qty": "1",
-        "order_type": "market",
-    }
+    return intent_body("leak")
 
 
 def test_no_key_password_or_token_appears_in_any_log_line_or_response(

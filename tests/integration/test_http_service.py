@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
-from tests.conftest import unique
+from tests.conftest import intent_body, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 
 AppFactory = Callable[..., FlaskClient]
@@ -52,16 +52,7 @@ def make_client(
 
 
 def intent(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "client_intent_id": unique("http"),
-        "strategy_id": "mean-reversion",
-        "broker_account_id": unique("acct"),
-        "symbol": "SPY",
-        "side": "buy",
-        "qty": "2",
-        "order_type": "market",
-    }
-    return body | overrides
+    return intent_body("http", strategy_id="mean-reversion", qty="2") | overrides
 
 
 def push(client: FlaskClient, data: Any, **message: Any) -> Any:

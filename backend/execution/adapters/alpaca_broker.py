@@ -9,7 +9,7 @@ models would turn quantities into floats.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -28,6 +28,7 @@ from backend.execution.errors import (
     ConfigurationError,
     DuplicateClientOrderId,
 )
+from backend.execution.fills import decimal_or_none
 from backend.execution.intent import OrderIntent
 from backend.execution.settings import PAPER_HOST, is_live_host
 
@@ -116,21 +117,12 @@ def to_broker_order(raw: dict[str, Any]) -> BrokerOrder:
         broker_order_id=str(raw["id"]),
         client_order_id=str(raw.get("client_order_id") or ""),
         status=str(raw.get("status") or "unknown"),
-        filled_qty=_decimal(raw.get("filled_qty")) or Decimal(0),
-        filled_avg_price=_decimal(raw.get("filled_avg_price")),
+        filled_qty=decimal_or_none(raw.get("filled_qty")) or Decimal(0),
+        filled_avg_price=decimal_or_none(raw.get("filled_avg_price")),
         filled_at=raw.get("filled_at"),
         submitted_at=raw.get("submitted_at"),
         raw=raw,
     )
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _as_dict(raw: Any) -> dict[str, Any]:
