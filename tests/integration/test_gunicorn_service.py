@@ -15,7 +15,7 @@ import requests
 
 from backend.devtools.configmap import ConfigMapDir
 from backend.devtools.service_process import APP, REPO_ROOT, ServiceProcess
-from tests.conftest import unique
+from tests.conftest import intent_body
 
 
 @pytest.fixture
@@ -42,17 +42,9 @@ def service(service_env: dict[str, str], configmap: ConfigMapDir) -> Iterator[Se
     process.stop()
 
 
-def execute(service: ServiceProcess) -> Any:
-    body = {
-        "client_intent_id": unique("gun"),
-        "strategy_id": "s",
-        "broker_account_id": unique("acct"),
-        "symbol": "SPY",
-        "side": "buy",
-        "qty": "1",
-        "order_type": "market",
-    }
-    return requests.post(f"{service.url}/execute", json=body, timeout=10)
+def execute(service: ServiceProcess, headers: dict[str, str] | None = None) -> Any:
+    body = intent_body("gun")
+    return requests.post(f"{service.url}/execute", json=body, headers=headers, timeout=10)
 
 
 def test_a_configmap_symlink_swap_halts_and_resumes_the_running_service(
@@ -75,6 +67,21 @@ def test_the_service_logs_one_json_decision_record_per_intent(service: ServicePr
     assert len(decisions) == 1
     assert json.loads(decisions[0])["decision"]["client_intent_id"] == intent_id
     assert '"severity": "INFO"' in decisions[0]
+
+
+def test_the_decision_record_carries_the_requests_cloud_trace(
+    service: ServiceProcess, service_env: dict[str, str]
+) -> None:
+    trace_id = "105445aa7843bc8bf206b12000100000"
+    response = execute(service, {"X-Cloud-Trace-Context": f"{trace_id}/1;o=1"})
+    intent_id = response.json()["client_intent_id"]
+    line = next(
+        line
+        for line in service.output().splitlines()
+        if intent_id in line and '"execution.decision"' in line
+    )
+    expected = f"projects/{service_env['GOOGLE_CLOUD_PROJECT']}/traces/{trace_id}"
+    assert json.loads(line)["logging.googleapis.com/trace"] == expected
 
 
 def test_invalid_settings_stop_start_up_naming_the_variable(service_env: dict[str, str]) -> None:
