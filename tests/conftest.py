@@ -22,12 +22,29 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+# The broker account of the test being run: a fresh one per test keeps tests apart in the
+# shared database, and every live service a test starts is bound to it (EXEC_BROKER_ACCOUNT_ID).
+_current_account = unique("acct")
+
+
+def current_account() -> str:
+    return _current_account
+
+
+@pytest.fixture(autouse=True)
+def broker_account() -> str:
+    global _current_account
+    _current_account = unique("acct")
+    return _current_account
+
+
 def intent_body(prefix: str = "intent", **overrides: Any) -> dict[str, Any]:
-    """A valid intent as a strategy sends it: fresh ids, a one-share market buy of SPY."""
+    """A valid intent as a strategy sends it: fresh ids, a one-share market buy of SPY, for
+    the test's bound account."""
     body: dict[str, Any] = {
         "client_intent_id": unique(prefix),
         "strategy_id": "s",
-        "broker_account_id": unique("acct"),
+        "broker_account_id": _current_account,
         "symbol": "SPY",
         "side": "buy",
         "qty": "1",

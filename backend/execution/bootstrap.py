@@ -230,7 +230,7 @@ def _pool(settings: Settings, closers: list[Callable[[], None]], *, max_size: in
         raise ConfigurationError(
             "EXEC_POSTGRES_DSN is required: the risk checks read positions and the order book"
         )
-    from backend.execution.adapters.postgres_risk_book import open_pool
+    from backend.execution.adapters.postgres_pool import open_pool
 
     pool = open_pool(
         settings.postgres_dsn.get_secret_value(), max_size=max_size, timeout_s=settings.io_timeout_s

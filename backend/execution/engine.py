@@ -269,6 +269,9 @@ class ExecutionEngine:
                 freshness.intent_age_check(
                     intent.created_at, context.publish_time, now, self.settings.intent_max_age_s
                 ),
+                gate.account_binding_check(
+                    intent.broker_account_id, self.settings.broker_account_id, dry_run=self.dry_run
+                ),
             )
         )
         if not decision.allowed:

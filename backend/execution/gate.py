@@ -46,3 +46,27 @@ def agent_state_check(state: AgentState, why: str, *, dry_run: bool) -> CheckRes
         Reason.AGENT_STATE_NOT_READY,
         f"routing to the broker needs agent state READY, not {state.value}: {why}",
     )
+
+
+def account_binding_check(requested: str, bound: str | None, *, dry_run: bool) -> CheckResult:
+    """Every order goes to the one account behind the broker keys, so the limits are that
+    account's: an intent naming any other account, however close the spelling, is refused.
+    Exact comparison on purpose: 'PAPER-1' or 'paper-1 ' would otherwise open a fresh cap."""
+    inputs = {"broker_account_id": requested, "bound_account_id": bound, "dry_run": dry_run}
+    if bound is None:
+        # Only possible in dry-run: live routing refuses to start without a bound account.
+        return CheckResult(
+            "broker_account",
+            CheckOutcome.SKIPPED,
+            inputs,
+            detail="no EXEC_BROKER_ACCOUNT_ID: dry-run accepts any account label",
+        )
+    if requested == bound:
+        return CheckResult("broker_account", CheckOutcome.PASSED, inputs)
+    return CheckResult(
+        "broker_account",
+        CheckOutcome.FAILED,
+        inputs,
+        Reason.ACCOUNT_NOT_ALLOWED,
+        f"this gateway routes only for account {bound!r}, not {requested!r}",
+    )

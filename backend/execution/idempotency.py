@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from backend.execution.vocabulary import RETRYABLE_REASONS, Reason, Status
+from backend.execution.vocabulary import Reason, Status, is_final
 
 IN_PROGRESS = "in_progress"
 # An attempt ended with a retryable outcome; the next delivery starts a new attempt.
@@ -87,6 +87,13 @@ def conflicts(record: IntentRecord | None, fingerprint: str) -> bool:
     return record is not None and record.fingerprint not in (None, fingerprint)
 
 
-def is_final(reason: Reason | None) -> bool:
-    """A decision is final (recorded for replay) unless a later attempt could change it."""
-    return reason not in RETRYABLE_REASONS
+__all__ = [
+    "IN_PROGRESS",
+    "RETRY_PENDING",
+    "Claim",
+    "ClaimVerdict",
+    "IntentRecord",
+    "classify_existing",
+    "conflicts",
+    "is_final",
+]

@@ -32,6 +32,9 @@ CLIENT_INTENT_ID_PATTERN = r"^[A-Za-z0-9\-_.:]{1,48}$"
 _CLIENT_INTENT_ID_RE = re.compile(CLIENT_INTENT_ID_PATTERN)
 
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+# Compared exactly with the deployment's bound account: never trimmed or case-folded, so
+# "paper-1 " is a different (refused) account rather than a silent alias of "paper-1".
+AccountId = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=128)]
 Symbol = Annotated[
     str,
     StringConstraints(
@@ -100,7 +103,7 @@ class OrderIntent(BaseModel):
 
     client_intent_id: str
     strategy_id: Identifier
-    broker_account_id: Identifier
+    broker_account_id: AccountId
     symbol: Symbol
     side: Side
     qty: PositiveDecimal

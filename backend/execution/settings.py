@@ -31,6 +31,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "firestore_database": ("FIRESTORE_DATABASE",),
     "postgres_dsn": ("EXEC_POSTGRES_DSN",),
     "dry_run": ("EXEC_DRY_RUN",),
+    "broker_account_id": ("EXEC_BROKER_ACCOUNT_ID",),
+    "alpaca_account_number": ("ALPACA_ACCOUNT_NUMBER",),
     "agent_mode": ("AGENT_MODE",),
     "halted_env": ("EXECUTION_HALTED", "EXEC_KILL_SWITCH"),
     "halted_file": ("EXECUTION_HALTED_FILE", "EXEC_KILL_SWITCH_FILE"),
@@ -72,6 +74,11 @@ class Settings(BaseModel):
     firestore_database: str = "(default)"
     postgres_dsn: SecretStr | None = None
     dry_run: bool = True
+    # The one broker account this deployment routes for (the Alpaca keys' account). Intents
+    # naming any other account are refused; limits are kept per this account.
+    broker_account_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # When set, GET /v2/account must report this account_number before anything is routed.
+    alpaca_account_number: str | None = Field(default=None, min_length=1, max_length=64)
     agent_mode: AgentMode = AgentMode.DISABLED
     halted_env: str | None = None
     halted_file: str | None = None
@@ -121,6 +128,8 @@ class Settings(BaseModel):
                 )
                 if value is None or not value.get_secret_value()
             ]
+            if self.broker_account_id is None:
+                missing.append("EXEC_BROKER_ACCOUNT_ID")
             if missing:
                 raise ValueError(
                     f"EXEC_DRY_RUN=false routes real orders and needs {', '.join(missing)}"

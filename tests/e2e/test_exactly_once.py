@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from backend.devtools.service_process import ServiceProcess
-from tests.conftest import intent_body, unique
+from tests.conftest import current_account, intent_body, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 
 # Short leases and timeouts keep the crash test quick; the settings validator still holds:
@@ -50,6 +50,7 @@ def start_service(
                 "EXEC_POSTGRES_DSN": pg_dsn,
                 "ALPACA_TRADING_HOST": alpaca.base_url,
                 **LIVE_ENV,
+                "EXEC_BROKER_ACCOUNT_ID": current_account(),
                 **env,
             },
             threads=8,
@@ -119,7 +120,7 @@ def test_concurrent_deliveries_of_one_intent_on_two_instances_place_one_order(
 
 def test_the_daily_cap_is_exact_across_instances(start_service: Any, alpaca: AlpacaStandIn) -> None:
     services = two_instances(start_service, EXEC_MAX_DAILY_TRADES="5")
-    account = unique("acct")
+    account = current_account()
     bodies = [intent(broker_account_id=account) for _ in range(30)]
     responses = fire_together(
         [lambda b=b, n=n: deliver(services[n % 2], b) for n, b in enumerate(bodies)]
@@ -134,7 +135,7 @@ def test_the_position_limit_holds_under_concurrent_buys_across_instances(
     start_service: Any, alpaca: AlpacaStandIn, set_position: Any
 ) -> None:
     services = two_instances(start_service, EXEC_MAX_POSITION_QTY="100")
-    account = unique("acct")
+    account = current_account()
     set_position(account, "SPY", "90")
     bodies = [intent(broker_account_id=account, qty="5") for _ in range(10)]
     fire_together([lambda b=b, n=n: deliver(services[n % 2], b) for n, b in enumerate(bodies)])
@@ -161,7 +162,7 @@ def test_a_slot_whose_outcome_is_unknown_stays_taken_and_a_refused_one_is_given_
     start_service: Any, alpaca: AlpacaStandIn
 ) -> None:
     (service,) = [start_service(EXEC_MAX_DAILY_TRADES="1").wait_healthy()]
-    account = unique("acct")
+    account = current_account()
     alpaca.fail_next_posts(403, {"code": 40310000, "message": "insufficient buying power"})
     refused = deliver(service, intent(broker_account_id=account))
     assert refused.json()["reason"] == "broker_rejected"

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from backend.devtools.service_process import ServiceProcess
-from tests.conftest import intent_body
+from tests.conftest import current_account, intent_body
 from tests.support.alpaca_standin import AlpacaStandIn
 
 
@@ -34,6 +34,7 @@ def test_sigterm_during_a_slow_broker_call_lets_it_finish_and_turns_new_intents_
             "EXEC_POSTGRES_DSN": pg_dsn,
             "EXEC_DRY_RUN": "0",
             "AGENT_MODE": "LIVE",
+            "EXEC_BROKER_ACCOUNT_ID": current_account(),
             "ALPACA_API_KEY": "key",
             "ALPACA_SECRET_KEY": "secret",
             "ALPACA_TRADING_HOST": alpaca.base_url,

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from backend.devtools.service_process import ServiceProcess
-from tests.conftest import intent_body
+from tests.conftest import current_account, intent_body
 from tests.support.alpaca_standin import AlpacaStandIn
 
 SECRETS = {
@@ -40,6 +40,7 @@ def test_no_key_password_or_token_appears_in_any_log_line_or_response(
             "EXEC_POSTGRES_DSN": dsn_with_password,
             "EXEC_DRY_RUN": "0",
             "AGENT_MODE": "LIVE",
+            "EXEC_BROKER_ACCOUNT_ID": current_account(),
             "ALPACA_TRADING_HOST": alpaca.base_url,
             "PUBSUB_PUSH_AUDIENCE": "https://gateway.example/pubsub/push",
             "EXEC_OIDC_CERTS_URL": "http://127.0.0.1:1/certs",  # unreachable: verify fails

@@ -31,7 +31,8 @@ from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
 from backend.execution.adapters.firestore_ledger import FirestoreLedger
 from backend.execution.adapters.local_kill_switches import FileKillSwitch
-from backend.execution.adapters.postgres_risk_book import PostgresRiskBook, open_pool
+from backend.execution.adapters.postgres_pool import open_pool
+from backend.execution.adapters.postgres_risk_book import PostgresRiskBook
 from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
 from backend.execution.clock import FixedClock, SystemClock, trading_date
 from backend.execution.decisions import ExecutionResult

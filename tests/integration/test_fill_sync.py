@@ -13,7 +13,7 @@ import pytest
 
 from backend.execution.adapters.alpaca_reader import AlpacaReader
 from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
-from backend.execution.adapters.postgres_risk_book import open_pool
+from backend.execution.adapters.postgres_pool import open_pool
 from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
 from backend.execution.clock import SystemClock
 from backend.execution.engine import ExecutionEngine, OrderIntent

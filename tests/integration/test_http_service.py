@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
-from tests.conftest import intent_body, unique
+from tests.conftest import current_account, intent_body, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 
 AppFactory = Callable[..., FlaskClient]
@@ -41,6 +41,7 @@ def make_client(
                 "ALPACA_SECRET_KEY": "secret",
                 "ALPACA_TRADING_HOST": alpaca.base_url,
                 "EXEC_BROKER_TIMEOUT_S": "1",
+                "EXEC_BROKER_ACCOUNT_ID": current_account(),
             }
         app = create_app(Settings.from_env(values | env))
         engines.append(app.extensions["service_parts"])
@@ -82,6 +83,7 @@ def test_by_default_an_intent_is_a_dry_run_with_every_check_explained(
     assert "broker_order_id" not in payload and "reason" not in payload
     assert set(checks_by_name(response)) == {
         "intent_age",
+        "broker_account",
         "kill_switch",
         "agent_mode",
         "agent_state",
@@ -203,7 +205,7 @@ def test_a_stale_market_data_heartbeat_blocks_live_routing(
 def test_the_daily_trade_limit_counts_the_accounts_orders_in_the_ledger(
     make_client: AppFactory, alpaca: AlpacaStandIn
 ) -> None:
-    client, account = make_client(live=True, EXEC_MAX_DAILY_TRADES="2"), unique("acct")
+    client, account = make_client(live=True, EXEC_MAX_DAILY_TRADES="2"), current_account()
     codes = [
         client.post("/execute", json=intent(broker_account_id=account)).status_code
         for _ in range(3)

@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from backend.execution import risk
-from backend.execution.adapters.postgres_risk_book import PostgresRiskBook, open_pool
+from backend.execution.adapters.postgres_pool import open_pool
+from backend.execution.adapters.postgres_risk_book import PostgresRiskBook
 from backend.execution.errors import RiskDataUnavailable
 from backend.execution.intent import OrderIntent
 from tests.conftest import unique

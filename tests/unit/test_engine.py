@@ -61,7 +61,11 @@ def make_engine(
         "duplicate_wait_s": 0,
     }
     if live:
-        values |= {"alpaca_api_key": "key", "alpaca_secret_key": "secret"}
+        values |= {
+            "alpaca_api_key": "key",
+            "alpaca_secret_key": "secret",
+            "broker_account_id": "acct-1",
+        }
     settings = Settings(**(values | overrides))
     return ExecutionEngine(
         broker=broker or (RecordingBroker() if live else DryRunBroker()),

@@ -8,7 +8,12 @@ from backend.execution.errors import ConfigurationError
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import AgentMode
 
-LIVE_KEYS = {"EXEC_DRY_RUN": "0", "ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s"}
+LIVE_KEYS = {
+    "EXEC_DRY_RUN": "0",
+    "ALPACA_API_KEY": "k",
+    "ALPACA_SECRET_KEY": "s",
+    "EXEC_BROKER_ACCOUNT_ID": "paper-1",
+}
 
 
 def test_the_defaults_are_safe() -> None:

@@ -20,6 +20,7 @@ from backend.execution.decisions import ExecutionResult, jsonable
 from backend.execution.engine import ExecutionEngine, IntentContext
 from backend.execution.errors import ConfigurationError
 from backend.execution.settings import Settings
+from backend.execution.vocabulary import Reason, rule_of
 from backend.services.execution_service import contract
 from backend.services.execution_service.auth import OidcVerifier, Unauthorized
 from backend.services.execution_service.logs import (
@@ -99,10 +100,8 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
     @app.before_request
     def _refuse_new_work_while_draining() -> tuple[Response, int, dict[str, str]] | None:
         if drain.active and request.path in ("/execute", "/pubsub/push", "/sync-fills"):
-            return jsonify(status="rejected", reason="shutting_down", retryable=True,
-                           message="this instance is shutting down; retry"), 503, {
-                "Retry-After": "1"
-            }  # fmt: skip
+            body, status = refusal(Reason.SHUTTING_DOWN, "this instance is shutting down; retry")
+            return body, status, {"Retry-After": "1"}
         return None
 
     @app.before_request
@@ -115,9 +114,7 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
             verifier.verify(request.headers.get("Authorization"))
         except Unauthorized as exc:
             log.warning("rejected %s: %s", request.path, exc, extra={"event": "auth.rejected"})
-            return jsonify(
-                status="rejected", reason="unauthorized", retryable=False, message=str(exc)
-            ), 401
+            return refusal(Reason.UNAUTHORIZED, str(exc))
         return None
 
     @app.post("/pubsub/push")
@@ -245,6 +242,15 @@ def _respond(result: ExecutionResult, status: int) -> tuple[Response, int, dict[
     return jsonify(result.to_dict()), status, contract.retry_after(result)
 
 
+def refusal(reason: Reason, message: str) -> tuple[Response, int]:
+    """A refusal outside the engine (HTTP layer), shaped and mapped like the engine's."""
+    rule = rule_of(reason)
+    body = jsonify(
+        status="rejected", reason=reason.value, retryable=not rule.final, message=message
+    )
+    return body, rule.http_status
+
+
 def _bad_request_body(exc: BadRequest) -> Response:
     return jsonify(
         status="rejected",
@@ -264,18 +270,14 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(NotAnEnvelope)
     def _not_an_envelope(exc: NotAnEnvelope) -> tuple[Response, int]:
-        return jsonify(
-            status="rejected", reason="invalid_request", retryable=False, message=str(exc)
-        ), 400
+        return refusal(Reason.INVALID_REQUEST, str(exc))
 
     @app.errorhandler(_UnsupportedMediaType)
     def _unsupported(exc: _UnsupportedMediaType) -> tuple[Response, int]:
-        return jsonify(
-            status="rejected",
-            reason="invalid_request",
-            retryable=False,
-            message=f"Content-Type must be application/json, not {exc.mimetype}",
-        ), 415
+        body, _ = refusal(
+            Reason.INVALID_REQUEST, f"Content-Type must be application/json, not {exc.mimetype}"
+        )
+        return body, 415
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
@@ -289,16 +291,9 @@ def _register_errors(app: Flask) -> None:
                 extra={"event": "pubsub.poison_message"},
             )
             return _bad_request_body(BadRequest(message)), 200
-        return jsonify(
-            status="rejected", reason="invalid_request", retryable=False, message=message
-        ), 413
+        return refusal(Reason.INVALID_REQUEST, message)[0], 413
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:
         # 404, 405, 413 ... as JSON, so every answer has the same shape.
-        return jsonify(
-            status="rejected",
-            reason="invalid_request",
-            retryable=False,
-            message=exc.description or exc.name,
-        ), exc.code or 500
+        return refusal(Reason.INVALID_REQUEST, exc.description or exc.name)[0], exc.code or 500
