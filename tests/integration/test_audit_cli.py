@@ -52,7 +52,8 @@ AT = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York
 
 @dataclass
 class Gateway:
-    live: ExecutionEngine
+    # One deployment per broker account, as in production (EXEC_BROKER_ACCOUNT_ID).
+    live_for: Callable[[str], ExecutionEngine]
     dry: ExecutionEngine
     clock: FixedClock
     kill_file: Path
@@ -80,7 +81,7 @@ class Gateway:
             }
             | fields
         )
-        return (self.dry if dry_run else self.live).execute_intent(intent)
+        return (self.dry if dry_run else self.live_for(account)).execute_intent(intent)
 
 
 @pytest.fixture
@@ -113,11 +114,18 @@ def gateway(
         "alpaca_secret_key": "secret",
         "alpaca_trading_host": alpaca.base_url,
     }
-    live_settings = Settings(**(common | live))
-    routing = engine(live_settings, AlpacaBroker("key", "secret", alpaca.base_url, timeout_s=5))
+    routing: dict[str, ExecutionEngine] = {}
+
+    def live_for(account: str) -> ExecutionEngine:
+        if account not in routing:
+            settings = Settings(**(common | live | {"broker_account_id": account}))
+            broker = AlpacaBroker("key", "secret", alpaca.base_url, timeout_s=5)
+            routing[account] = engine(settings, broker)
+        return routing[account]
+
     dry = engine(Settings(**(common | {"dry_run": True})), DryRunBroker())
-    yield Gateway(routing, dry, clock, kill_file)
-    for built in (routing, dry):
+    yield Gateway(live_for, dry, clock, kill_file)
+    for built in (*routing.values(), dry):
         built.close()
     book.close()
 
@@ -373,7 +381,7 @@ def test_intents_show_every_decision_of_the_day_with_reasons_and_checks(
     halted_checks = run.out.splitlines()[
         line_with(run.out, decisions["halted"].client_intent_id) + 2
     ]
-    assert halted_checks.startswith("    checks: intent_age=skipped, kill_switch=failed (file:")
+    assert halted_checks.startswith("    checks: intent_age=skipped, broker_account=passed, kill_switch=failed (file:")
     assert f"{gateway.kill_file} is on)" in halted_checks
     too_big = run.out.splitlines()[line_with(run.out, decisions["too_big"].client_intent_id) + 2]
     assert "max_daily_trades=passed" in too_big

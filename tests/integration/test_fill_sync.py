@@ -19,7 +19,7 @@ from backend.execution.clock import SystemClock
 from backend.execution.engine import ExecutionEngine, OrderIntent
 from backend.execution.fill_sync import FillSync
 from backend.execution.settings import Settings
-from tests.conftest import unique
+from tests.conftest import current_account, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 
 
@@ -29,6 +29,7 @@ def engine(
 ) -> Iterator[ExecutionEngine]:
     settings = Settings(
         dry_run=False, agent_mode="LIVE", alpaca_api_key="k", alpaca_secret_key="s",
+        broker_account_id=current_account(),
         alpaca_trading_host=alpaca.base_url, gcp_project=firestore_project,
         postgres_dsn=pg_dsn, duplicate_wait_s=0,
     )  # fmt: skip
@@ -61,7 +62,7 @@ def make_sync(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Iter
 
 def place(engine: ExecutionEngine, qty: str = "10") -> str:
     intent = OrderIntent(
-        client_intent_id=unique("fs"), strategy_id="s", broker_account_id=unique("acct"),
+        client_intent_id=unique("fs"), strategy_id="s", broker_account_id=current_account(),
         symbol="SPY", side="buy", qty=qty, order_type="market",
     )  # fmt: skip
     result = engine.execute_intent(intent)
