@@ -381,11 +381,15 @@ def test_intents_show_every_decision_of_the_day_with_reasons_and_checks(
     halted_checks = run.out.splitlines()[
         line_with(run.out, decisions["halted"].client_intent_id) + 2
     ]
-    assert halted_checks.startswith("    checks: intent_age=skipped, broker_account=passed, kill_switch=failed (file:")
+    assert halted_checks.startswith(
+        "    checks: intent_age=skipped, broker_account=passed, kill_switch=failed (file:"
+    )
     assert f"{gateway.kill_file} is on)" in halted_checks
     too_big = run.out.splitlines()[line_with(run.out, decisions["too_big"].client_intent_id) + 2]
     assert "max_daily_trades=passed" in too_big
-    assert "max_position_size=failed (projected position 1002 in SPY exceeds limit 100)" in too_big
+    assert (
+        "max_position_size=failed (worst-case long 1002 in SPY would pass the limit 100" in too_big
+    )
 
 
 def test_intents_jsonl_includes_every_check_in_full(cli: CLI, decisions: dict[str, Any]) -> None:
@@ -397,7 +401,7 @@ def test_intents_jsonl_includes_every_check_in_full(cli: CLI, decisions: dict[st
     refused = records[decisions["too_big"].client_intent_id]
     position = next(c for c in refused["checks"] if c["name"] == "max_position_size")
     assert position["outcome"] == "failed"
-    assert position["inputs"]["projected_qty"] == "1002" and position["inputs"]["limit"] == "100"
+    assert position["inputs"]["projected_worst"] == "1002" and position["inputs"]["limit"] == "100"
     assert refused["qty"] == "1000" and refused["retryable"] is False
     assert refused["received_at"] == "2026-03-10T15:02:00Z"
 

@@ -42,6 +42,19 @@ class AlpacaReader:
             raise BrokerUnavailable(type(exc).__name__, outcome_unknown=False) from exc
         return raw if isinstance(raw, dict) else None
 
+    def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        try:
+            raw = self._clients.get().get(
+                "/orders:by_client_order_id", {"client_order_id": client_order_id}
+            )
+        except APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise BrokerUnavailable(describe_api_error(exc), outcome_unknown=False) from None
+        except requests.exceptions.RequestException as exc:
+            raise BrokerUnavailable(type(exc).__name__, outcome_unknown=False) from exc
+        return raw if isinstance(raw, dict) else None
+
     def list_fills(
         self, *, after: datetime | None, until: datetime | None = None, page_size: int = 100
     ) -> list[dict[str, Any]]:
