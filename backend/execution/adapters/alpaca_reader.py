@@ -31,6 +31,14 @@ class AlpacaReader:
         params |= _window(after, until)
         return _as_list(self._get("/orders", params))
 
+    def list_open_orders(
+        self, *, after: datetime | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Orders the broker still has open (not final), oldest first, one page."""
+        params: dict[str, Any] = {"status": "open", "direction": "asc", "limit": limit}
+        params |= _window(after, None)
+        return _as_list(self._get("/orders", params))
+
     def get_order(self, broker_order_id: str) -> dict[str, Any] | None:
         try:
             raw = self._clients.get().get(f"/orders/{broker_order_id}")

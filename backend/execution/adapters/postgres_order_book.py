@@ -58,12 +58,10 @@ FROM fill WHERE o.client_intent_id = fill.client_intent_id
 RETURNING o.client_intent_id
 """
 
-_OPEN_ROWS = """
+_ROWS = """
 SELECT client_intent_id, broker_account_id, symbol, side, qty::text, state, broker_order_id,
        broker_status, filled_qty::text, working_qty::text, reserved_at, updated_at
-FROM public.execution_orders
-WHERE state IN ('reserved', 'working') {account_filter}
-ORDER BY reserved_at
+FROM public.execution_orders WHERE {where} ORDER BY reserved_at
 """
 
 # A reservation whose attempt is long over and whose order the broker does not have. The
@@ -121,31 +119,31 @@ class PostgresOrderBook:
 
     def open_rows(self, broker_account_id: str | None = None) -> list[BookRow]:
         """Rows still reserved or working, oldest first (all accounts when none is given)."""
-        account_filter = "AND broker_account_id = %(account)s" if broker_account_id else ""
+        where = "state IN ('reserved', 'working')"
+        if broker_account_id:
+            where += " AND broker_account_id = %(account)s"
         rows: list[tuple[Any, ...]] = []
 
         def run(conn: psycopg.Connection) -> None:
-            query = _OPEN_ROWS.format(account_filter=account_filter)
+            query = _ROWS.format(where=where)
             rows.extend(conn.execute(query.encode(), {"account": broker_account_id}).fetchall())
 
         self._run(run)
-        return [
-            BookRow(
-                client_intent_id=str(r[0]),
-                broker_account_id=str(r[1]),
-                symbol=str(r[2]),
-                side=str(r[3]),
-                qty=Decimal(r[4]),
-                state=str(r[5]),
-                broker_order_id=r[6],
-                broker_status=r[7],
-                filled_qty=Decimal(r[8]),
-                working_qty=Decimal(r[9]),
-                reserved_at=r[10],
-                updated_at=r[11],
-            )
-            for r in rows
-        ]
+        return [_row(r) for r in rows]
+
+    def rows_for(self, client_intent_ids: Iterable[str]) -> list[BookRow]:
+        """The rows of these intents, whatever their state."""
+        ids = list(dict.fromkeys(client_intent_ids))
+        if not ids:
+            return []
+        rows: list[tuple[Any, ...]] = []
+
+        def run(conn: psycopg.Connection) -> None:
+            query = _ROWS.format(where="client_intent_id = ANY(%(ids)s)")
+            rows.extend(conn.execute(query.encode(), {"ids": ids}).fetchall())
+
+        self._run(run)
+        return [_row(r) for r in rows]
 
     def release_stale(self, row: BookRow) -> bool:
         """Releases a reservation the broker never received, unless it was re-reserved."""
@@ -159,6 +157,9 @@ class PostgresOrderBook:
         self._run(run)
         return released
 
+    def close(self) -> None:
+        self._pool.close()
+
     def _run(self, action: Any) -> None:
         self._schema.ensure()
         try:
@@ -168,6 +169,23 @@ class PostgresOrderBook:
             raise RiskDataUnavailable(
                 f"order book: {type(exc).__name__}: {str(exc)[:200]}"
             ) from None
+
+
+def _row(r: tuple[Any, ...]) -> BookRow:
+    return BookRow(
+        client_intent_id=str(r[0]),
+        broker_account_id=str(r[1]),
+        symbol=str(r[2]),
+        side=str(r[3]),
+        qty=Decimal(r[4]),
+        state=str(r[5]),
+        broker_order_id=r[6],
+        broker_status=r[7],
+        filled_qty=Decimal(r[8]),
+        working_qty=Decimal(r[9]),
+        reserved_at=r[10],
+        updated_at=r[11],
+    )
 
 
 def _order_params(order: Mapping[str, Any]) -> dict[str, object] | None:
