@@ -70,7 +70,9 @@ def reconcile_order_book(
     """The book's working orders against the broker's open ones (every day: orders work across
     days). A row the broker's open listing lacks is looked up on its own."""
     open_rows = book.open_rows(account)
-    open_orders = {str(o.get("client_order_id")): o for o in open_orders_of(broker, progress=progress)}
+    open_orders = {
+        str(o.get("client_order_id")): o for o in open_orders_of(broker, progress=progress)
+    }
     known = {row.client_intent_id for row in open_rows}
     others = [
         row
