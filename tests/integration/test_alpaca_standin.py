@@ -2,8 +2,11 @@
 stand-in: no mocks, real HTTP."""
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
@@ -426,3 +429,31 @@ def test_reset_forgets_market_data_and_the_clock(client, standin):
         == 404
     )
     assert client.get_clock().is_open is True
+
+
+def test_a_live_trade_is_stamped_with_the_time_of_each_answer(standin):
+    standin.set_latest_trade("SPY", "450.12", at="live")
+    url = f"{standin.base_url}/v2/stocks/SPY/trades/latest"
+
+    first = requests.get(url, timeout=5).json()["trade"]
+    second = requests.get(url, timeout=5).json()["trade"]
+
+    assert first["p"] == second["p"] == 450.12
+    assert first["t"] < second["t"]  # same length, nanoseconds: text order is time order
+    assert abs(datetime.fromisoformat(second["t"][:26] + "+00:00") - datetime.now(UTC)).seconds < 5
+
+
+def test_the_standalone_stand_in_serves_the_prices_it_was_started_with():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.alpaca_standin", "--price", "SPY=450.125"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        url = process.stdout.readline().strip()
+        answer = requests.get(f"{url}/v2/stocks/snapshots?symbols=SPY", timeout=5)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert '"p": 450.125' in answer.text

@@ -26,14 +26,16 @@ with, so a client that reads them as floats visibly loses digits):
   stand-in's choice).
 - ``GET /v2/stocks/snapshots?symbols=A`` → ``{"A": {"latestTrade", "latestQuote", "minuteBar",
   "dailyBar", "prevDailyBar"}}`` (bars are null here).
-  ``set_latest_trade`` / ``set_latest_quote`` set the data; ``feed`` is validated, not used.
+  ``set_latest_trade`` / ``set_latest_quote`` set the data (``at="live"``: stamped with the
+  time of each answer); ``feed`` is validated, not used.
 
 Faults that matter (a 5xx after the broker acted, timeouts, dropped connections, malformed JSON)
 are injected per route: ``orders`` (POST /v2/orders, also through ``fail_next_posts`` etc.),
 ``cancel`` (both DELETEs), ``data`` (every /v2/stocks request), ``clock`` and ``account``.
 
-Standalone: ``python -m tests.support.alpaca_standin --port 8765`` prints its URL on one line and
-serves until SIGTERM/SIGINT.
+Standalone: ``python -m tests.support.alpaca_standin --port 8765 [--price SPY=450.12 ...]``
+prints its URL on one line and serves until SIGTERM/SIGINT; each ``--price`` is a latest trade
+that has always just happened, for local runs with the reference-price controls on.
 """
 
 from __future__ import annotations
@@ -332,17 +334,17 @@ class AlpacaStandIn:
         size: int = 100,
         exchange: str = "V",
     ) -> dict:
-        """The symbol's latest trade, as /trades/latest and /snapshots serve it; `at` defaults
-        to now. The price goes out as a JSON number with exactly the digits given."""
+        """The symbol's latest trade, as /trades/latest and /snapshots serve it. The price goes
+        out as a JSON number with exactly the digits given. `at` defaults to now; "live" stamps
+        each answer with the time of the request, like a liquid symbol that always just traded."""
         with self._lock:
             self._trade_id += 1
             trade = {
-                "t": format_ts(self._now() if at is None else instant_ns(at)),
-                "x": exchange, "p": exact_price(price), "s": size, "c": ["@"],
+                "t": None, "x": exchange, "p": exact_price(price), "s": size, "c": ["@"],
                 "i": self._trade_id, "z": "C",
             }  # fmt: skip
-            self._trades[symbol] = trade
-            return copy.deepcopy(trade)
+            self._trades[symbol] = self._stamp("trade", symbol, trade, at)
+            return self._record("trade", symbol) or {}
 
     def set_latest_quote(
         self,
@@ -354,15 +356,32 @@ class AlpacaStandIn:
         bid_size: int = 1,
         ask_size: int = 1,
     ) -> dict:
-        """The symbol's latest NBBO quote (bid 0 means no bid, as Alpaca sends it)."""
+        """The symbol's latest NBBO quote (a bid or ask of 0 means none, as Alpaca sends it);
+        `at` as for set_latest_trade."""
         with self._lock:
             quote = {
-                "t": format_ts(self._now() if at is None else instant_ns(at)),
-                "ax": "V", "ap": exact_price(ask), "as": ask_size,
+                "t": None, "ax": "V", "ap": exact_price(ask), "as": ask_size,
                 "bx": "V", "bp": exact_price(bid), "bs": bid_size, "c": ["R"], "z": "C",
             }  # fmt: skip
-            self._quotes[symbol] = quote
-            return copy.deepcopy(quote)
+            self._quotes[symbol] = self._stamp("quote", symbol, quote, at)
+            return self._record("quote", symbol) or {}
+
+    def _stamp(self, kind: str, symbol: str, record: dict, at: datetime | str | None) -> dict:
+        self._live.discard((kind, symbol))
+        if at == "live":
+            self._live.add((kind, symbol))
+        else:
+            record["t"] = format_ts(self._now() if at is None else instant_ns(at))
+        return record
+
+    def _record(self, kind: str, symbol: str) -> dict | None:
+        """A copy of the latest trade or quote as served now (None if there is none)."""
+        with self._lock:
+            table = self._trades if kind == "trade" else self._quotes
+            record = copy.deepcopy(table.get(symbol))
+            if record is not None and (kind, symbol) in self._live:
+                record["t"] = format_ts(self._now())
+            return record
 
     def set_clock(
         self,
@@ -443,6 +462,7 @@ class AlpacaStandIn:
             self._post_count = self._last_ns = self._trade_id = 0
             self._trades: dict[str, dict] = {}
             self._quotes: dict[str, dict] = {}
+            self._live: set[tuple[str, str]] = set()  # (kind, symbol) stamped at each answer
             self._clock: dict[str, Any] = {"is_open": True}
             self._account: dict[str, Any] = dict(DEFAULT_ACCOUNT)
 
@@ -495,32 +515,38 @@ class AlpacaStandIn:
         feed = query.get("feed", "iex")
         if feed not in FEEDS:
             raise ApiError(400, f"invalid feed {feed!r}", 40010000)
-        with self._lock:
-            tables = {"trade": self._trades, "quote": self._quotes}
+        with self._lock:  # one consistent answer, snapshots included
             one = LATEST_ONE.fullmatch(path)
             if one:
                 symbol, kind = one[1], one[2]
-                if symbol not in tables[kind]:
+                record = self._record(kind, symbol)
+                if record is None:
                     raise ApiError(404, f"no {kind} found for {symbol}", 40410000)
-                return {"symbol": symbol, kind: copy.deepcopy(tables[kind][symbol])}
+                return {"symbol": symbol, kind: record}
             symbols = [x for x in query.get("symbols", "").split(",") if x]
             if not symbols:
                 raise ApiError(400, "missing symbols", 40010000)
             if path in ("/v2/stocks/trades/latest", "/v2/stocks/quotes/latest"):
                 kind = path.split("/")[3].removesuffix("s")
-                table = tables[kind]
-                return {kind + "s": {x: copy.deepcopy(table[x]) for x in symbols if x in table}}
+                found = {x: self._record(kind, x) for x in symbols}
+                return {
+                    kind + "s": {x: record for x, record in found.items() if record is not None}
+                }
             if path == "/v2/stocks/snapshots":
-                bars = {"minuteBar": None, "dailyBar": None, "prevDailyBar": None}
-                return copy.deepcopy(
-                    {
-                        x: {"latestTrade": self._trades.get(x), "latestQuote": self._quotes.get(x)}
-                        | bars
-                        for x in symbols
-                        if x in self._trades or x in self._quotes
+                snapshots = {
+                    x: {
+                        "latestTrade": self._record("trade", x),
+                        "latestQuote": self._record("quote", x),
                     }
-                )
-        raise ApiError(404, "endpoint not found", 40410000)
+                    for x in symbols
+                }
+                bars = {"minuteBar": None, "dailyBar": None, "prevDailyBar": None}
+                return {
+                    x: snapshot | bars
+                    for x, snapshot in snapshots.items()
+                    if snapshot["latestTrade"] or snapshot["latestQuote"]
+                }
+            raise ApiError(404, "endpoint not found", 40410000)
 
     def _create_order(self, body: object) -> dict:
         """Validate like Alpaca on the main paths (422 code 40010001), then store the order."""
@@ -725,9 +751,20 @@ def main() -> None:
         description="Local stand-in for Alpaca's Trading and Market Data APIs v2."
     )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="SYMBOL=PRICE",
+        help="serve a latest trade at this price, always just traded (repeatable)",
+    )
+    args = parser.parse_args()
     standin = AlpacaStandIn()
     standin.log_requests = True
-    print(standin.start(parser.parse_args().port).base_url, flush=True)
+    for item in args.price:
+        symbol, _, price = item.partition("=")
+        standin.set_latest_trade(symbol, price, at="live")
+    print(standin.start(args.port).base_url, flush=True)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

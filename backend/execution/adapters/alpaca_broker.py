@@ -35,8 +35,9 @@ from backend.execution.intent import OrderIntent
 from backend.execution.settings import PAPER_HOST, is_live_host
 
 _DUPLICATE_MESSAGE = "client_order_id must be unique"
-# Alpaca order ids are UUIDs. Anything with "/", "?" or "." could reach another endpoint, and an
-# empty id would be DELETE /v2/orders: cancel every open order of the account.
+# Alpaca order ids are UUIDs. Anything else could reach another endpoint: "" would be DELETE
+# /v2/orders/, a slash from cancel-all, and "../positions" becomes DELETE /v2/positions (close
+# every position) once the client normalises the path.
 _ORDER_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
 
 
