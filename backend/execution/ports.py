@@ -11,7 +11,13 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from backend.execution.broker_facts import BrokerAccount, CancelOutcome, MarketClock, ReferencePrice
+from backend.execution.broker_facts import (
+    BrokerAccount,
+    CancelOutcome,
+    MarketClock,
+    ReferencePrice,
+    TradingSession,
+)
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.idempotency import Claim, IntentRecord
 from backend.execution.intent import OrderIntent
@@ -52,6 +58,10 @@ class RiskHold(Protocol):
 
     def reserve(self) -> None:
         """Takes a daily slot and the order's exposure; committed when the hold ends."""
+        ...
+
+    def latch(self, detail: str) -> None:
+        """Halts the intent's strategy on every instance (the repeated-execution control)."""
         ...
 
 
@@ -135,4 +145,17 @@ class BrokerAccountSource(Protocol):
 class OrderCanceller(Protocol):
     def cancel_order(self, broker_order_id: str) -> CancelOutcome:
         """One cancel request, never retried. Every answer, even none, is an outcome."""
+        ...
+
+
+class TradingCalendar(Protocol):
+    def sessions_on(self, day: date) -> tuple[TradingSession, ...]:
+        """The trading session (extended hours included) on a New York date; empty when the
+        market does not open that day. Raises RiskDataUnavailable when unreadable."""
+        ...
+
+
+class RestrictedList(Protocol):
+    def symbols(self) -> frozenset[str]:
+        """Symbols nobody may trade; raises RiskDataUnavailable when the list is unreadable."""
         ...
