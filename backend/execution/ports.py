@@ -159,3 +159,23 @@ class RestrictedList(Protocol):
     def symbols(self) -> frozenset[str]:
         """Symbols nobody may trade; raises RiskDataUnavailable when the list is unreadable."""
         ...
+
+
+class LatchStore(Protocol):
+    """The repeated-execution latches (Postgres), as operators see them."""
+
+    def latches(
+        self, broker_account_id: str, *, include_released: bool = False
+    ) -> list[dict[str, Any]]: ...
+
+    def release(
+        self, broker_account_id: str, strategy_id: str, *, who: str, reason: str
+    ) -> dict[str, Any] | None: ...
+
+
+class OperatorLog(Protocol):
+    """Who did what, when and why: an append-only record of operator actions."""
+
+    def record(self, action: dict[str, Any]) -> str: ...
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]: ...
