@@ -18,6 +18,7 @@ from backend.execution.agent_state import AgentStateTracker
 from backend.execution.context_reader import FactSources
 from backend.execution.errors import ConfigurationError
 from backend.execution.fill_sync import FillSync
+from backend.execution.operator import OperatorActions
 
 if TYPE_CHECKING:
     from backend.execution.engine import ExecutionEngine
@@ -246,6 +247,7 @@ class ServiceParts:
 
     engine: ExecutionEngine
     fill_sync: FillSync | None
+    operator: OperatorActions
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -259,7 +261,28 @@ def build_service(settings: Settings) -> ServiceParts:
 
     closers: list[Callable[[], None]] = []
     engine = ExecutionEngine(settings=settings)
-    return ServiceParts(engine, build_fill_sync(settings, closers), closers)
+    operator = build_operator(settings, closers)
+    return ServiceParts(engine, build_fill_sync(settings, closers), operator, closers)
+
+
+def build_operator(settings: Settings, closers: list[Callable[[], None]]) -> OperatorActions:
+    from google.cloud import firestore
+
+    from backend.execution.adapters.firestore_operator_log import FirestoreOperatorLog
+    from backend.execution.adapters.postgres_latches import PostgresLatches
+    from backend.execution.adapters.postgres_schema import SchemaGuard
+    from backend.execution.clock import SystemClock
+
+    client = firestore.Client(project=settings.gcp_project, database=settings.firestore_database)
+    closers.append(client.close)
+    pool = _pool(settings, closers, max_size=2)
+    schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
+    return OperatorActions(
+        broker_account_id=settings.broker_account_id,
+        latches=PostgresLatches(pool, timeout_s=settings.io_timeout_s, schema=schema),
+        actions=FirestoreOperatorLog(client, timeout_s=settings.io_timeout_s),
+        clock=SystemClock(),
+    )
 
 
 def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> FillSync | None:
