@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, TextIO
 
 from backend.audit import views
-from backend.audit.book_reconcile import reconcile_book
+from backend.audit.book_reconcile import BookDiscrepancy, reconcile_book
 from backend.audit.broker_side import (
     BookReader,
     OrderHistory,
@@ -64,9 +65,33 @@ def reconcile_day(
     return CLEAN if result.clean and book_clean else DISCREPANCIES
 
 
+@dataclass(frozen=True)
+class BookCheck:
+    """The order book against the broker's open orders: what differs, and what was compared."""
+
+    discrepancies: tuple[BookDiscrepancy, ...]
+    working_rows: int  # the account's rows working in the book
+    open_at_broker: int  # of those and of the broker's open orders, how many are open there
+
+
 def reconcile_order_book(
     book: BookReader, broker: OrderHistory, account: str, out: TextIO, progress: Progress
 ) -> bool:
+    check = check_order_book(book, broker, account, progress)
+    for discrepancy in check.discrepancies:
+        out.write(discrepancy.describe() + "\n")
+    out.write(
+        f"order book: {counted(check.working_rows, 'working row')} in the book, "
+        f"{counted(check.open_at_broker, 'open order')} of ours at the broker, "
+        f"{counted(len(check.discrepancies), 'discrepancy', 'discrepancies')}"
+        + (" - clean\n" if not check.discrepancies else "\n")
+    )
+    return not check.discrepancies
+
+
+def check_order_book(
+    book: BookReader, broker: OrderHistory, account: str, progress: Progress
+) -> BookCheck:
     """The book's working orders against the broker's open ones (every day: orders work across
     days). A row the broker's open listing lacks is looked up on its own."""
     open_rows = book.open_rows(account)
@@ -87,16 +112,8 @@ def reconcile_order_book(
             if found is not None:
                 orders[row.client_intent_id] = found
     found_discrepancies = reconcile_book([*open_rows, *others], orders)
-    for discrepancy in found_discrepancies:
-        out.write(discrepancy.describe() + "\n")
     at_broker = sum(1 for row in [*open_rows, *others] if row.client_intent_id in open_orders)
-    out.write(
-        f"order book: {counted(len(open_rows), 'working row')} in the book, "
-        f"{counted(at_broker, 'open order')} of ours at the broker, "
-        f"{counted(len(found_discrepancies), 'discrepancy', 'discrepancies')}"
-        + (" - clean\n" if not found_discrepancies else "\n")
-    )
-    return not found_discrepancies
+    return BookCheck(tuple(found_discrepancies), len(open_rows), at_broker)
 
 
 def gather(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from itertools import combinations
 from typing import Any
 
@@ -127,9 +127,11 @@ class LedgerReader:
         """ledger_trades rows of one account and trading date, oldest created_at first."""
         return self._list(TRADES, filters)
 
-    def decisions(self, filters: Filters) -> list[Row]:
-        """execution_intents records of one account and trading date, by received_at."""
-        return self._list(DECISIONS, filters)
+    def decisions(self, filters: Filters, *, received_from: datetime | None = None) -> list[Row]:
+        """execution_intents records of one account and trading date, by received_at; with
+        ``received_from``, only those received at or after it (the console tops up its copy of
+        the day this way: a range on the sort field needs no other index)."""
+        return self._list(DECISIONS, filters, start=received_from)
 
     def trades_by_id(self, broker_order_ids: Iterable[str]) -> dict[str, Row]:
         return self._by_id(LEDGER, broker_order_ids)
@@ -137,7 +139,7 @@ class LedgerReader:
     def decisions_by_id(self, client_intent_ids: Iterable[str]) -> dict[str, Row]:
         return self._by_id(INTENTS, client_intent_ids)
 
-    def _list(self, listing: Listing, filters: Filters) -> list[Row]:
+    def _list(self, listing: Listing, filters: Filters, start: Any = None) -> list[Row]:
         query: Any = self._db.collection(listing.collection)
         for field, value in listing.conditions(filters):
             if isinstance(value, tuple) and len(value) > 1:
@@ -146,16 +148,16 @@ class LedgerReader:
                 only = value[0] if isinstance(value, tuple) else value
                 query = query.where(filter=FieldFilter(field, "==", only))
         query = query.order_by(listing.order_field)
-        return self._pages(query, listing)
+        return self._pages(query, listing, start)
 
-    def _pages(self, query: Any, listing: Listing) -> list[Row]:
+    def _pages(self, query: Any, listing: Listing, start: Any = None) -> list[Row]:
         # Pages continue from the last sort value (">=", dropping rows already seen) rather than
         # from a document cursor: the same composite index serves it, and the test emulator
         # ignores cursors. A full page of rows that all share one sort value cannot move the
         # bound forward, so the next page is made larger until it gets past them.
         rows: list[Row] = []
         seen: set[str] = set()
-        bound: Any = None
+        bound: Any = start
         limit = self._page_size
         while True:
             page_query = query

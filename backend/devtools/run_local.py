@@ -9,7 +9,9 @@
    (``tests/support/alpaca_standin.py``) on a free port, serving always-fresh reference prices
    (``LOCAL_PRICES``) for the pre-trade controls that need one, and points the gateway's
    trading and market-data hosts at it with throwaway keys (dry-run still sends nothing);
-4. runs gunicorn serving ``$EXEC_LOCAL_APP`` (default
+4. unless ``EXEC_AGENT_ADMIN_KEY`` (and ``EXEC_AUDITOR_KEY``) are set, makes up a key for each
+   console role, so that the console at ``/console/`` exists, and prints them with its URL;
+5. runs gunicorn serving ``$EXEC_LOCAL_APP`` (default
    ``backend.services.execution_service.app:create_app()``) on 127.0.0.1:``$PORT`` (default
    8080) with ``--workers 1 --threads 8`` and, unless already set, ``FIRESTORE_EMULATOR_HOST``,
    ``GOOGLE_CLOUD_PROJECT=demo-execution-gateway``, ``EXEC_POSTGRES_DSN`` and
@@ -22,6 +24,7 @@ passed through to gunicorn (e.g. ``--reload``, ``--log-level debug``).
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -161,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
                 "ALPACA_DATA_HOST": standin.url,
             }
 
+        # --- the console (/console/): a key per role, made up for this run unless set --------
+        made_up = {}
+        for variable, role in (
+            ("EXEC_AGENT_ADMIN_KEY", "operator"),
+            ("EXEC_AUDITOR_KEY", "auditor"),
+        ):
+            if not env.get(variable):
+                env[variable] = made_up[role] = f"local-{role}-{secrets.token_urlsafe(9)}"
+
         # --- gunicorn -------------------------------------------------------------------
         cmd = [
             sys.executable,
@@ -195,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         if standin is not None:
             prices = ", ".join(f"{s} {p}" for s, p in LOCAL_PRICES.items())
             _say(f"  local Alpaca stand-in serving reference prices: {prices}")
+        _say(f"Console: http://127.0.0.1:{http_port}/console/")
+        for role, key in made_up.items():
+            _say(f"  {role} key (made up for this run): {key}")
+        if len(made_up) < 2:
+            _say("  sign in with the EXEC_AGENT_ADMIN_KEY / EXEC_AUDITOR_KEY from your environment")
         _say("Try:")
         _say(f"  {sample_curl}")
         _say("Ctrl-C stops the gateway and the emulator.")

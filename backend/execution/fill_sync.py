@@ -62,6 +62,7 @@ class FillStore(Protocol):
     def add_event(
         self, order_id: str, event_id: str, event: dict[str, Any], now: datetime
     ) -> bool: ...
+    def record_run(self, report: dict[str, Any], now: datetime) -> None: ...
 
 
 class SyncLock(Protocol):
@@ -154,7 +155,18 @@ class FillSync:
             report.status, report.error = "failed", str(exc)
             log.warning("fill sync stopped early: %s", exc, extra={"event": "fills.sync_failed"})
         log.info("fill sync %s", report.status, extra={"event": "fills.sync", **report.to_dict()})
+        self._record_run(report)
         return report
+
+    def _record_run(self, report: SyncReport) -> None:
+        """Keeps the last run's report beside the cursor, for the console's status page. A run
+        that found another one running did nothing, so it does not replace that record."""
+        if report.status == "busy":
+            return
+        try:
+            self._store.record_run(report.to_dict(), self._clock.now())
+        except TransientError as exc:
+            log.warning("fill sync report not recorded: %s", exc, extra={"event": "fills.report"})
 
     def _run_locked(self, report: SyncReport) -> None:
         self._deadline = self._monotonic() + self._budget_s

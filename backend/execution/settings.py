@@ -78,6 +78,11 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "heartbeat_doc": ("MARKETDATA_HEARTBEAT_DOC",),
     "heartbeat_stale_s": ("MARKETDATA_STALE_THRESHOLD_S",),
     "admin_key": ("EXEC_AGENT_ADMIN_KEY",),
+    # The console (docs/CONSOLE.md): a read-only role, and Identity-Aware Proxy in front of it.
+    "auditor_key": ("EXEC_AUDITOR_KEY",),
+    "console_session_hours": ("EXEC_CONSOLE_SESSION_HOURS",),
+    "console_iap_audience": ("EXEC_CONSOLE_IAP_AUDIENCE",),
+    "console_iap_certs_url": ("EXEC_CONSOLE_IAP_CERTS_URL",),
     "max_daily_trades": ("EXEC_MAX_DAILY_TRADES",),
     "max_position_qty": ("EXEC_MAX_POSITION_QTY",),
     "position_skew_s": ("EXEC_POSITION_SKEW_S",),
@@ -143,6 +148,14 @@ class Settings(BaseModel):
     heartbeat_doc: str | None = Field(default=None, pattern=r"^[^/]+/[^/]+(/[^/]+/[^/]+)*$")
     heartbeat_stale_s: float = Field(default=120.0, gt=0)
     admin_key: SecretStr | None = None
+    # Signs in to the console read-only (never an action); the console exists only with admin_key.
+    auditor_key: SecretStr | None = None
+    console_session_hours: float = Field(default=8.0, gt=0, le=168)
+    # When set, every console request must carry a valid IAP JWT for this audience.
+    console_iap_audience: str | None = None
+    console_iap_certs_url: str = Field(
+        default="https://www.gstatic.com/iap/verify/public_key", pattern=r"^https?://"
+    )
     max_daily_trades: int = Field(default=50, ge=0)
     max_position_qty: Decimal = Field(default=Decimal(100), ge=0, allow_inf_nan=False)
     # How far a fill's time may be from the position row's updated_at and still be of
@@ -223,6 +236,13 @@ class Settings(BaseModel):
                 f"attempt: 4 x EXEC_BROKER_TIMEOUT_S + 6 x EXEC_IO_TIMEOUT_S + 1 = "
                 f"{slowest_attempt:g}"
             )
+        if (
+            self.auditor_key is not None
+            and self.admin_key is not None
+            and self.auditor_key.get_secret_value() == self.admin_key.get_secret_value()
+        ):
+            # One key for both roles would make every auditor an operator.
+            raise ValueError("EXEC_AUDITOR_KEY must differ from EXEC_AGENT_ADMIN_KEY")
         if self.error_backoff_max_s < self.error_backoff_base_s:
             raise ValueError("EXEC_AGENT_ERROR_BACKOFF_MAX_S must be >= EXEC_AGENT_ERROR_BACKOFF_S")
         return self

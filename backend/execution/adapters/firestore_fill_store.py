@@ -40,6 +40,13 @@ class FirestoreFillStore:
         data = cursor.to_dict() | {"updated_at": now}
         self._call(lambda: self._db.document(self._state_path).set(data, **self._opts()))
 
+    def record_run(self, report: dict[str, Any], now: datetime) -> None:
+        """The last run's report (``last_run``), merged into the cursor's document."""
+        data = {"last_run": report | {"at": now}}
+        self._call(
+            lambda: self._db.document(self._state_path).set(data, merge=True, **self._opts())
+        )
+
     def load_orders(self, order_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         refs = [self._db.collection(LEDGER).document(order_id) for order_id in set(order_ids)]
         if not refs:

@@ -23,6 +23,7 @@ from backend.execution.vocabulary import Reason
 from backend.services.execution_service import contract
 from backend.services.execution_service.admin import register_admin
 from backend.services.execution_service.auth import OidcVerifier, Unauthorized
+from backend.services.execution_service.console import register_console
 from backend.services.execution_service.logs import (
     configure_logging,
     current_trace,
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
 
     if settings.admin_key is not None:
         register_admin(app, parts, settings.admin_key.get_secret_value())
+        register_console(app, parts, settings)
     return app
 
 

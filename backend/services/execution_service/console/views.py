@@ -1,0 +1,526 @@
+"""The console's routes: sign-in, the four read pages, and the operator's actions.
+
+Views only read (through ``known.read``, so a failure is shown, not raised), build the page's
+model with the pure modules beside this one, and render. Actions go through ``parts.operator``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
+
+from backend.audit import views as audit_views
+from backend.audit.output import write_csv
+from backend.audit.queries import Filters
+from backend.execution.bootstrap import ServiceParts
+from backend.execution.clock import trading_date
+from backend.execution.decisions import jsonable
+from backend.execution.operator import ActionResult, Operator
+from backend.execution.settings import Settings
+from backend.services.execution_service.admin import MAX_REASON, state_document
+from backend.services.execution_service.auth import Unauthorized
+from backend.services.execution_service.console import decisions as decisions_model
+from backend.services.execution_service.console import orders as orders_model
+from backend.services.execution_service.console.access import (
+    OPERATOR,
+    Backoff,
+    Keys,
+    new_csrf_token,
+    same_token,
+    session_secret,
+)
+from backend.services.execution_service.console.iap import ASSERTION_HEADER, IapVerifier
+from backend.services.execution_service.console.known import Known, read
+from backend.services.execution_service.console.reconcile import run_reconcile
+from backend.services.execution_service.console.status import StatusInputs, status_view
+from backend.services.execution_service.console.wiring import ConsoleReads, build_reads
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PUBLIC_ENDPOINTS = frozenset({"console.static", "console.signin", "console.signin_post"})
+# What each action button does, in words for the confirmation step.
+ACTIONS = {
+    "halt": ("Halt trading", "Every instance refuses every new intent within the kill-switch "
+             "document's TTL."),
+    "reduce-only": ("Reduce only", "Every instance accepts only orders that reduce exposure "
+                    "within the kill-switch document's TTL."),
+    "resume": ("Resume trading", "The kill-switch document is switched off; other sources "
+               "(file, environment) still halt if they are on."),
+    "enable-strategy": ("Re-enable strategy", "The strategy's repeated-execution latch is "
+                        "lifted; its intents are decided again."),
+}  # fmt: skip
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked Secure whenever the browser reached us over https (also
+    behind a TLS-terminating front end such as Cloud Run's or IAP's, which says so in
+    X-Forwarded-Proto)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        return bool(request.is_secure or forwarded == "https")
+
+
+def register_console(
+    app: Flask, parts: ServiceParts, settings: Settings, reads: ConsoleReads | None = None
+) -> None:
+    assert settings.admin_key is not None, "the console exists only with EXEC_AGENT_ADMIN_KEY"
+    admin_key = settings.admin_key.get_secret_value()
+    auditor_key = settings.auditor_key.get_secret_value() if settings.auditor_key else None
+    keys = Keys(admin_key, auditor_key)
+    lifetime_s = settings.console_session_hours * 3600
+    app.secret_key = session_secret(admin_key, auditor_key)
+    app.config.update(
+        SESSION_COOKIE_NAME="exec_console",
+        SESSION_COOKIE_PATH="/console",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_REFRESH_EACH_REQUEST=False,
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=lifetime_s),
+    )
+    app.session_interface = ConsoleSessionInterface()
+    reads = reads if reads is not None else build_reads(settings, parts.closers)
+    iap = (
+        IapVerifier(settings.console_iap_audience, settings.console_iap_certs_url)
+        if settings.console_iap_audience
+        else None
+    )
+    backoff = Backoff()
+    engine = parts.engine
+    console = Blueprint(
+        "console",
+        __name__,
+        url_prefix="/console",
+        template_folder="templates",
+        static_folder="static",
+    )
+
+    # -- access -------------------------------------------------------------------------
+
+    @console.before_request
+    def _gate() -> Any:
+        g.console_email = None
+        g.who = None
+        if iap is not None:
+            try:
+                g.console_email = iap.email(request.headers.get(ASSERTION_HEADER))
+            except Unauthorized as exc:
+                return _refused(401, str(exc))
+        if request.endpoint in _PUBLIC_ENDPOINTS:
+            return None
+        g.who = _signed_in()
+        if g.who is None:
+            if request.method == "GET" and not request.path.startswith("/console/api/"):
+                return redirect(url_for("console.signin", next=request.path))
+            return _refused(401, "sign in first")
+        if request.method == "POST":
+            if not same_token(request.form.get("csrf_token"), session.get("csrf")):
+                return _refused(403, "missing or wrong CSRF token: reload the page and retry")
+            origin = request.headers.get("Origin")
+            if origin and urlsplit(origin).netloc != request.host:
+                return _refused(403, "the request came from another site")
+        return None
+
+    @console.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if request.endpoint != "console.static":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _signed_in() -> Operator | None:
+        role, issued = session.get("role"), session.get("iat")
+        if role not in keys.roles or not isinstance(issued, int | float):
+            return None
+        age = time.time() - issued
+        if age > lifetime_s or age < -60:
+            return None
+        if iap is not None and session.get("email") != g.console_email:
+            return None  # a cookie signed in by another IAP user
+        return Operator(str(role), session.get("email"))
+
+    def _client() -> str:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        return f"{request.remote_addr}|{forwarded}"
+
+    @console.get("/signin")
+    def signin() -> Any:
+        return _signin_page()
+
+    @console.post("/signin")
+    def signin_post() -> Any:
+        client = _client()
+        wait = backoff.wait_s(client)
+        if wait > 0:
+            message = f"Too many wrong keys: wait {wait:.0f} s before the next try."
+            return _signin_page(message, 429, {"Retry-After": str(max(1, round(wait)))})
+        role = keys.role_of(request.form.get("key", ""))
+        if role is None:
+            imposed = backoff.failed(client)
+            log.warning("console sign-in refused", extra={"event": "console.signin_refused",
+                        "client": request.remote_addr, "wait_s": imposed})  # fmt: skip
+            return _signin_page("Wrong key.", 401)
+        backoff.succeeded(client)
+        session.clear()
+        session.permanent = True
+        session.update(role=role, email=g.console_email, csrf=new_csrf_token(), iat=time.time())
+        log.info("console sign-in: %s", role, extra={"event": "console.signin", "role": role,
+                 "email": g.console_email})  # fmt: skip
+        target = request.args.get("next", "")
+        if not target.startswith("/console/") or target.startswith("//"):
+            target = url_for("console.status")
+        return redirect(target)
+
+    @console.post("/signout")
+    def signout() -> Any:
+        session.clear()
+        return redirect(url_for("console.signin"))
+
+    def _signin_page(
+        error: str | None = None, status: int = 200, headers: dict[str, str] | None = None
+    ) -> Any:
+        page = render_template(
+            "signin.html",
+            error=error,
+            has_auditor=len(keys.roles) > 1,
+            iap_email=g.console_email,
+            next=request.args.get("next", ""),
+        )
+        return page, status, headers or {}
+
+    # -- the read pages -------------------------------------------------------------------
+
+    @console.get("/")
+    def home() -> Any:
+        return redirect(url_for("console.status"))
+
+    def _status_view() -> Any:
+        now = engine.clock.now()
+        day = trading_date(now)
+        account = settings.broker_account_id
+        postgres, firestore = reads.postgres, reads.firestore
+        book: Known[Any] | None = None
+        if account is not None:
+            book = (
+                read("exposure", lambda: postgres.exposure_inputs(account, day))
+                if postgres is not None
+                else Known(error="no Postgres configured (EXEC_POSTGRES_DSN)")
+            )
+        sync: Known[Any] | None = None
+        if parts.fill_sync is not None:
+            sync = (
+                read("fill sync state", firestore.sync_state)
+                if firestore is not None
+                else Known(error="no Firestore client")
+            )
+        return status_view(
+            StatusInputs(
+                now=now,
+                trading_day=day,
+                state=read("gate state", lambda: state_document(parts)),
+                readiness=read("readiness", engine.check_readiness),
+                book=book,
+                fill_sync=sync,
+                max_daily_trades=settings.max_daily_trades,
+                max_position_qty=settings.max_position_qty,
+                position_skew_s=settings.position_skew_s,
+            )
+        )
+
+    @console.get("/status")
+    def status() -> Any:
+        return _page("status.html", "Status", view=_status_view(), refreshed=_now_shown())
+
+    @console.get("/api/status")
+    def status_panel() -> Any:
+        """The status panel alone, for the page's auto-refresh."""
+        return render_template("status_panel.html", view=_status_view(), refreshed=_now_shown())
+
+    def _account() -> str | None:
+        return settings.broker_account_id or (request.args.get("account", "").strip()[:128] or None)
+
+    def _day() -> date:
+        try:
+            return date.fromisoformat(request.args.get("day", ""))
+        except ValueError:
+            return trading_date(engine.clock.now())
+
+    def _records(account: str, day: date) -> Known[list[dict[str, Any]]]:
+        day_cache = reads.day
+        if day_cache is None:
+            return Known(error="no Firestore client")
+        return read("decisions", lambda: day_cache.records(account, day))
+
+    @console.get("/decisions")
+    def decisions() -> Any:
+        account, day = _account(), _day()
+        filters = decisions_model.DecisionFilters.from_args(request.args)
+        records = _records(account, day) if account else None
+        view = None
+        if records is not None and records.ok and records.value is not None:
+            view = decisions_model.decisions_view(records.value, filters, _int_arg("page"))
+        return _page(
+            "decisions.html",
+            "Decisions",
+            account=account,
+            day=day,
+            filters=filters,
+            records=records,
+            view=view,
+            outcomes=decisions_model.OUTCOMES,
+        )
+
+    @console.get("/decisions.csv")
+    def decisions_csv() -> Any:
+        account, day = _account(), _day()
+        if not account:
+            return _refused(400, "name an account: no EXEC_BROKER_ACCOUNT_ID is bound")
+        records = _records(account, day)
+        if not records.ok or records.value is None:
+            return _refused(503, f"decisions unreadable: {records.error}")
+        filters = decisions_model.DecisionFilters.from_args(request.args)
+        out = io.StringIO()
+        write_csv(audit_views.DECISIONS, decisions_model.for_export(records.value, filters), out)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"decisions-{account}-{day.isoformat()}.csv")
+        return Response(
+            out.getvalue(),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @console.get("/orders")
+    def orders() -> Any:
+        account, day = _account(), _day()
+        view, book, ledger, events = None, None, None, None
+        if account:
+            postgres, ledger_reader, firestore = reads.postgres, reads.ledger, reads.firestore
+            book = (
+                read("order book", lambda: postgres.book_rows(account, day, limit=2000))
+                if postgres
+                else Known(error="no Postgres configured (EXEC_POSTGRES_DSN)")
+            )
+            ledger = (
+                read("ledger", lambda: ledger_reader.trades(Filters(account, day)))
+                if ledger_reader
+                else Known(error="no Firestore client")
+            )
+            pairs, _, _ = orders_model.page_of_orders(
+                book.value or [], ledger.value or [], _int_arg("page")
+            )
+            ids = [
+                (b.broker_order_id if b else None) or str((e or {}).get("broker_order_id") or "")
+                for b, e in pairs
+            ]
+            events = (
+                read("order events", lambda: firestore.events_of(i for i in ids if i))
+                if firestore
+                else Known(error="no Firestore client")
+            )
+            view = orders_model.orders_view(
+                book.value or [], ledger.value or [], _int_arg("page"), events.value or {}
+            )
+        return _page(
+            "orders.html", "Orders", account=account, day=day, view=view, book=book,
+            ledger=ledger, events=events,
+        )  # fmt: skip
+
+    @console.get("/reconcile")
+    def reconcile() -> Any:
+        account, day = _account(), _day()
+        result = None
+        missing = [
+            name
+            for name, part in (("Firestore", reads.ledger), ("Alpaca keys", reads.broker))
+            if part is None
+        ]
+        if account and request.args.get("run") == "1" and not missing:
+            ledger_reader, broker = reads.ledger, reads.broker
+            assert ledger_reader is not None and broker is not None
+            result = read(
+                "reconcile", lambda: run_reconcile(ledger_reader, broker, reads.book, account, day)
+            )
+        return _page(
+            "reconcile.html", "Reconcile", account=account, day=day, result=result,
+            missing=missing,
+        )  # fmt: skip
+
+    # -- actions (operator only) -----------------------------------------------------------
+
+    def _operator_only() -> Any:
+        if g.who is None or g.who.role != OPERATOR:
+            return _refused(403, "the auditor's role is read-only: it cannot act")
+        return None
+
+    @console.get("/actions")
+    def actions() -> Any:
+        refused = _operator_only()
+        if refused is not None:
+            return refused
+        return _actions_page()
+
+    def _actions_page(error: str | None = None, status_code: int = 200) -> Any:
+        latched = read("latched strategies", parts.operator.latched_strategies)
+        page = _page(
+            "actions.html",
+            "Actions",
+            error=error,
+            latched=latched,
+            document_configured=parts.operator.kill_switch_document_configured,
+            fallback=fallback_switches(settings),
+            word=_status_view().word,
+            result=session.pop("result", None),
+        )
+        return page, status_code
+
+    @console.post("/actions/<name>")
+    def act(name: str) -> Any:
+        refused = _operator_only()
+        if refused is not None:
+            return refused
+        if name not in ACTIONS:
+            return _refused(404, f"no action {name!r}")
+        form = request.form
+        reason = (form.get("reason") or "").strip()
+        problem = reason_problem(reason)
+        strategy = (form.get("strategy_id") or "").strip()
+        if name == "enable-strategy" and not (0 < len(strategy) <= 128):
+            problem = problem or "choose the strategy to re-enable"
+        if problem:
+            return _actions_page(problem, 400)
+        cancel = form.get("cancel_working_orders") == "yes"
+        if form.get("step") != "confirm":
+            title, effect = ACTIONS[name]
+            return _page(
+                "confirm.html", f"Confirm: {title}", name=name, action=title, effect=effect,
+                reason=reason, cancel=cancel, strategy=strategy,
+            )  # fmt: skip
+        who = g.who
+        perform: dict[str, Callable[[], ActionResult]] = {
+            "halt": lambda: parts.operator.halt(
+                reason=reason, who=who, cancel_working_orders=cancel, mode="halt"
+            ),
+            "reduce-only": lambda: parts.operator.halt(
+                reason=reason, who=who, cancel_working_orders=False, mode="reduce_only"
+            ),
+            "resume": lambda: parts.operator.resume(reason=reason, who=who),
+            "enable-strategy": lambda: parts.operator.enable_strategy(
+                strategy, reason=reason, who=who
+            ),
+        }
+        outcome = read(f"action {name}", perform[name])
+        session["result"] = flashed(ACTIONS[name][0], outcome)
+        return redirect(url_for("console.actions"))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _page(template: str, title: str, **context: Any) -> str:
+        return render_template(
+            template,
+            title=title,
+            who=g.who,
+            csrf_token=session.get("csrf", ""),
+            is_operator=g.who is not None and g.who.role == OPERATOR,
+            **context,
+        )
+
+    def _refused(status_code: int, message: str) -> Any:
+        wants_html = request.method == "GET" and not request.path.startswith("/console/api/")
+        if wants_html or request.accept_mimetypes.accept_html:
+            who = g.get("who")
+            page = render_template(
+                "refused.html", title="Not allowed", status=status_code, message=message,
+                who=who, csrf_token=session.get("csrf", "") if who else "",
+                is_operator=who is not None and who.role == OPERATOR,
+            )  # fmt: skip
+            return page, status_code
+        return {"status": "refused", "message": message}, status_code
+
+    def _int_arg(name: str = "page") -> int:
+        try:
+            return max(1, int(request.args.get(name, "1")))
+        except ValueError:
+            return 1
+
+    def _now_shown() -> str:
+        return engine.clock.now().strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    app.register_blueprint(console)
+
+
+# The result travels in the session cookie (Post/Redirect/Get), so it is kept small: the full
+# details are in the operator action's record (execution_operator_actions).
+FLASHED_ORDERS = 10
+
+
+def flashed(action: str, outcome: Known[ActionResult]) -> dict[str, Any]:
+    result = outcome.value
+    if result is None:
+        return {"ok": False, "action": action, "action_id": None, "not_cancelled": [], "more": 0,
+                "message": f"the action failed ({outcome.error}); check the Status page before "
+                           "trying again"}  # fmt: skip
+    left = [
+        {k: str(v)[:120] for k, v in entry.items() if k in ("client_intent_id", "status", "why")}
+        for entry in jsonable(result.details.get("not_cancelled") or [])
+        if isinstance(entry, dict)
+    ]
+    return {"ok": result.ok, "action": action, "message": result.message,
+            "action_id": result.action_id, "not_cancelled": left[:FLASHED_ORDERS],
+            "more": max(0, len(left) - FLASHED_ORDERS)}  # fmt: skip
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why a reason cannot go on the record, or None (the admin endpoints' rule)."""
+    if not reason:
+        return 'a "Reason" is required: say why, for the record'
+    if len(reason) > MAX_REASON or _CONTROL.search(reason):
+        return f"the reason must be at most {MAX_REASON} printable characters"
+    return None
+
+
+def fallback_switches(settings: Settings) -> list[str]:
+    """What the operator must flip instead when there is no Firestore kill switch to write."""
+    ways = []
+    if settings.halted_file:
+        ways.append(
+            f"write 1 (halt) or 0 (resume) as the first line of the kill-switch file "
+            f"EXECUTION_HALTED_FILE={settings.halted_file} (on GKE: patch the "
+            "execution-kill-switch ConfigMap; it reaches the pods in 60-90 s)"
+        )
+    if settings.halted_env is not None:
+        ways.append(
+            "set the environment variable EXECUTION_HALTED=1 (halt) or 0 (resume) and restart "
+            "every instance (read once at start-up)"
+        )
+    if not ways:
+        ways.append(
+            "no kill switch is configured: set AGENT_MODE=HALTED and restart every instance, "
+            "and configure EXECUTION_HALTED_DOC so that the console can halt"
+        )
+    return ways
