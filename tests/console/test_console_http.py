@@ -291,7 +291,7 @@ def test_the_status_page_shows_a_live_gateway_its_limits_and_exposure(
     assert f"trades on {trading_date(datetime.now().astimezone())}" in page
     assert "1 of 10" in page
     assert "<strong>SPY</strong> position 20, working buys 5, working sells 0" in page
-    assert "Long if every buy fills: 25 of 50" in page
+    assert "Position if every buy fills: 25 (limit 50)" in page
     assert page.count('class="value">ready<') == 2  # firestore, postgres
     panel = client.get("/console/api/status").get_data(as_text=True)
     assert 'data-word="TRADING"' in panel and "<html" not in panel

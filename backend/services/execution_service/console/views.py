@@ -150,7 +150,8 @@ def register_console(
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Not "no-referrer": with it Chromium sends "Origin: null" on our own form posts.
+        response.headers["Referrer-Policy"] = "same-origin"
         if request.endpoint != "console.static":
             response.headers["Cache-Control"] = "no-store"
         return response
