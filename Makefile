@@ -8,13 +8,16 @@
 #                 apt-get installs nodejs/npm if `node` is missing) and makes sure Postgres
 #                 is available: EXEC_TEST_PG_DSN set, or something on 127.0.0.1:5432, or an
 #                 initdb binary for a throwaway cluster -- otherwise, as root, apt-get
-#                 installs Debian's `postgresql` package.
+#                 installs Debian's `postgresql` package. The console's browser tests need
+#                 /usr/bin/chromium: as root, apt-get installs Debian's `chromium` if missing.
 #   make lint     ruff check + ruff format --check (backend, tests) and mypy backend/execution backend/audit.
 #   make test     THE test command: install, lint, then the whole pytest suite.
 #                 Extra pytest arguments: make test PYTEST_ARGS='-k foo -x'.
 #   make drill    kill-switch drill: live mode against the Alpaca stand-in under load, flips
 #                 the ConfigMap-style file, reports time to first refusal and orders routed
 #                 after the flip (must be 0). DRILL_ARGS='--rate 40 --duration 6 --json f'.
+#   make bench-console  page timings of the console with 10,000 decisions in the day
+#                 (docs/CONSOLE.md). CONSOLE_BENCH_ARGS='--decisions 10000 --rounds 5'.
 #   make bench    the benchmark (docs/PERFORMANCE.md): latency at fixed rates, the I/O floor,
 #                 round trips and CPU per intent, kill-switch reaction; a few minutes.
 #                 BENCH_ARGS='--duration 5 --out bench-results.json'.
@@ -38,12 +41,12 @@ LINT_PATHS := backend tests
 PYTEST_ARGS ?=
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 
-.PHONY: help install lint test run drill bench fmt postgres-available
+.PHONY: help install lint test run drill bench bench-console fmt postgres-available browser-available
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
 
-install: $(VENV_STAMP) $(EMU_STAMP) postgres-available
+install: $(VENV_STAMP) $(EMU_STAMP) postgres-available browser-available
 
 # --- Python virtualenv ---------------------------------------------------------------------
 $(VPY):
@@ -97,6 +100,19 @@ postgres-available:
 	  exit 1; \
 	fi
 
+# --- Chromium for the console's browser tests ------------------------------------------------
+# Playwright (requirements-dev.txt) drives Debian's chromium; its own browser download cannot
+# work here. EXEC_SKIP_BROWSER_TESTS=1 skips both this step and the tests.
+browser-available:
+	@if [ -x /usr/bin/chromium ] || [ "$${EXEC_SKIP_BROWSER_TESTS:-}" = 1 ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "[make] /usr/bin/chromium missing; installing Debian's chromium for the browser tests"; \
+	  $(APT_GET) update && $(APT_GET) install -y chromium; \
+	else \
+	  echo "[make] the console's browser tests need /usr/bin/chromium: install it (e.g. sudo apt-get install chromium) or set EXEC_SKIP_BROWSER_TESTS=1." >&2; \
+	  exit 1; \
+	fi
+
 # --- Quality gates ---------------------------------------------------------------------------
 lint: install
 	@rc=0; \
@@ -116,6 +132,9 @@ drill: install
 
 bench: install
 	$(VPY) -m backend.devtools.bench $(BENCH_ARGS)
+
+bench-console: install
+	$(VPY) -m backend.devtools.bench_console $(CONSOLE_BENCH_ARGS)
 
 fmt: install
 	$(VENV)/bin/ruff format $(LINT_PATHS)

@@ -100,11 +100,16 @@ DECISIONS = Listing(
     INTENTS, ("broker_account_id", "trading_date"), ("strategy_id", "symbol", "status"),
     "received_at", "decision records",
 )  # fmt: skip
+# The console's top-up of its copy of the day: the records written since a moment (every write
+# of a decision record sets updated_at: the claim, a takeover, the outcome).
+CHANGED_DECISIONS = Listing(
+    INTENTS, ("broker_account_id", "trading_date"), (), "updated_at", "changed decision records",
+)  # fmt: skip
 
 
 def query_shapes() -> list[QueryShape]:
-    """Every listing query the CLI can issue (lookups by document id need no index)."""
-    return TRADES.shapes() + DECISIONS.shapes()
+    """Every listing query the CLI and the console issue (lookups by id need no index)."""
+    return TRADES.shapes() + DECISIONS.shapes() + CHANGED_DECISIONS.shapes()
 
 
 class LedgerReader:
@@ -127,11 +132,13 @@ class LedgerReader:
         """ledger_trades rows of one account and trading date, oldest created_at first."""
         return self._list(TRADES, filters)
 
-    def decisions(self, filters: Filters, *, received_from: datetime | None = None) -> list[Row]:
-        """execution_intents records of one account and trading date, by received_at; with
-        ``received_from``, only those received at or after it (the console tops up its copy of
-        the day this way: a range on the sort field needs no other index)."""
-        return self._list(DECISIONS, filters, start=received_from)
+    def decisions(self, filters: Filters) -> list[Row]:
+        """execution_intents records of one account and trading date, by received_at."""
+        return self._list(DECISIONS, filters)
+
+    def decisions_changed_since(self, filters: Filters, since: datetime) -> list[Row]:
+        """The account's records of the trading date written at or after ``since``."""
+        return self._list(CHANGED_DECISIONS, filters, start=since)
 
     def trades_by_id(self, broker_order_ids: Iterable[str]) -> dict[str, Row]:
         return self._by_id(LEDGER, broker_order_ids)
@@ -157,7 +164,7 @@ class LedgerReader:
         # bound forward, so the next page is made larger until it gets past them.
         rows: list[Row] = []
         seen: set[str] = set()
-        bound: Any = start
+        bound: Any = start  # the first page starts here too (">=" on the sort field)
         limit = self._page_size
         while True:
             page_query = query

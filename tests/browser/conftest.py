@@ -94,7 +94,12 @@ class Live:
     """One live gateway in LIVE mode, its bound account, and its Firestore kill switch."""
 
     def __init__(self, service: ServiceProcess, account: str, switch_doc: str, client: Any):
-        self.service, self.account, self.switch_doc, self._client = service, account, switch_doc, client
+        self.service, self.account, self.switch_doc, self._client = (
+            service,
+            account,
+            switch_doc,
+            client,
+        )
         self.url = service.url
 
     def intent(self, **fields: Any) -> dict[str, Any]:

@@ -80,9 +80,7 @@ def test_a_wrong_key_is_refused_on_the_sign_in_page(page: Any, live: Live) -> No
 # -- what the operator sees ------------------------------------------------------------------
 
 
-def test_the_status_page_shows_the_live_gateway_and_refreshes_itself(
-    page: Any, live: Live
-) -> None:
+def test_the_status_page_shows_the_live_gateway_and_refreshes_itself(page: Any, live: Live) -> None:
     assert live.execute(qty="5").json()["status"] == "submitted"
     assert requests.post(f"{live.url}/sync-fills", json={}, timeout=30).status_code == 200
     sign_in(page, live, ADMIN_KEY)
@@ -98,7 +96,9 @@ def test_the_status_page_shows_the_live_gateway_and_refreshes_itself(
     live.set_switch(True)
     try:
         expect(word).to_have_text("HALTED", timeout=12_000)
-        expect(page.get_by_text(re.compile(r"kill switch firestore:ops/kill-\S+ is on"))).to_be_visible()
+        expect(
+            page.get_by_text(re.compile(r"kill switch firestore:ops/kill-\S+ is on"))
+        ).to_be_visible()
     finally:
         live.set_switch(False)
     expect(word).to_have_text("TRADING", timeout=12_000)
@@ -172,9 +172,7 @@ def test_decisions_are_filtered_and_open_to_their_checks(page: Any, live: Live) 
     assert too_big["client_intent_id"] in exported and exported.count("\n") == 2
 
 
-def test_the_orders_and_reconcile_pages_show_the_book_and_the_broker(
-    page: Any, live: Live
-) -> None:
+def test_the_orders_and_reconcile_pages_show_the_book_and_the_broker(page: Any, live: Live) -> None:
     placed = live.execute(qty="2").json()
     sign_in(page, live, ADMIN_KEY)
     page.get_by_role("link", name="Orders").click()

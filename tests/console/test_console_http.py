@@ -242,6 +242,12 @@ def test_a_post_from_another_site_is_refused(console: Build) -> None:
         headers={"Origin": "https://evil.example"},
     )
     assert forged.status_code == 403 and switch.calls == []
+    ours = client.post(
+        "/console/actions/halt",
+        data={"csrf_token": token, "reason": "x", "step": "confirm"},
+        headers={"Origin": "http://localhost"},
+    )
+    assert ours.status_code == 302 and len(switch.calls) == 1
 
 
 def test_without_the_kill_switch_document_the_page_says_which_switch_to_flip(
@@ -335,6 +341,18 @@ def test_decisions_are_listed_filtered_and_exported_as_the_audit_cli_does(
     list_decisions(reader, Filters(current_account(), day, statuses=("rejected",)), "csv", cli)
     assert exported.get_data(as_text=True) == cli.getvalue()
     assert len(list(csv.DictReader(io.StringIO(cli.getvalue())))) == 1
+
+
+def test_the_decisions_page_picks_up_new_decisions_from_its_copy_of_the_day(
+    console: Build,
+) -> None:
+    client = console()
+    client.post("/execute", json=intent_body("new", qty="1"))
+    sign_in(client, ADMIN)
+    assert "1 of 1 decisions match." in client.get("/console/decisions").get_data(as_text=True)
+    client.post("/execute", json=intent_body("new", qty="2"))
+    time.sleep(1.1)  # the copy is topped up at most once a second
+    assert "2 of 2 decisions match." in client.get("/console/decisions").get_data(as_text=True)
 
 
 def test_the_orders_page_joins_the_book_and_the_ledger(

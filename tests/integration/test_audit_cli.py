@@ -751,7 +751,8 @@ def test_firestore_indexes_json_declares_exactly_the_query_shapes_the_cli_issues
         covered.add((index["collectionGroup"], frozenset(equalities), order))
     needed = {(s.collection, frozenset(s.equality_fields), s.order_field) for s in query_shapes()}
     assert covered == needed
-    assert len(needed) == 12  # 4 ledger_trades listings, 8 execution_intents listings
+    # 4 ledger_trades listings, 8 execution_intents listings, the console's top-up by updated_at
+    assert len(needed) == 13
 
 
 @pytest.mark.parametrize("strategy", [None, "s"])

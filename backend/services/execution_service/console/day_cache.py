@@ -2,10 +2,10 @@
 
 A busy day holds tens of thousands of records; reading them all for every page would take
 seconds. The first read takes the whole day (the audit toolkit's query); later reads take only
-records received since a low-water mark and merge them by id. The mark is the oldest record not
-yet decided (in_progress or retry_pending: its outcome will still change), or else the newest
-record seen, in both cases minus an overlap that absorbs clock skew between instances and
-records committed a little after their ``received_at``.
+the records written since the newest ``updated_at`` seen (every write of a record sets it: the
+claim, a takeover, the outcome), and merge them by id, so a record decided after it was first
+read is seen decided. The bound is moved back by an overlap that absorbs clock skew between
+instances and writes committed a little after their ``updated_at``.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from typing import Any, Protocol
 from backend.audit.queries import Filters
 
 Record = dict[str, Any]
-UNDECIDED = frozenset({"in_progress", "retry_pending"})
 OVERLAP = timedelta(seconds=60)
 
 
 class DecisionSource(Protocol):
-    def decisions(
-        self, filters: Filters, *, received_from: datetime | None = None
-    ) -> list[Record]: ...
+    """The audit toolkit's LedgerReader."""
+
+    def decisions(self, filters: Filters) -> list[Record]: ...
+
+    def decisions_changed_since(self, filters: Filters, since: datetime) -> list[Record]: ...
 
 
 class DayDecisions:
@@ -52,25 +53,21 @@ class DayDecisions:
             fresh = self._read_at is not None and now - self._read_at < self._min_interval
             if self._key == (account, day) and fresh:
                 return list(self._records.values())
-            if self._key != (account, day):
+            filters = Filters(account, day)
+            since = self._newest_write() if self._key == (account, day) else None
+            if since is None:
                 self._records = {}
-            since = self._low_water() if self._key == (account, day) else None
-            rows = self._source.decisions(Filters(account, day), received_from=since)
+                rows = self._source.decisions(filters)
+            else:
+                rows = self._source.decisions_changed_since(filters, since - OVERLAP)
             self._key = (account, day)
             for row in rows:
                 self._records[str(row.get("client_intent_id"))] = row
             self._read_at = now
             return list(self._records.values())
 
-    def _low_water(self) -> datetime | None:
-        undecided = [
-            at
-            for r in self._records.values()
-            if r.get("status") in UNDECIDED and isinstance(at := r.get("received_at"), datetime)
+    def _newest_write(self) -> datetime | None:
+        written = [
+            at for r in self._records.values() if isinstance(at := r.get("updated_at"), datetime)
         ]
-        seen = [
-            at for r in self._records.values() if isinstance(at := r.get("received_at"), datetime)
-        ]
-        if not seen:
-            return None
-        return min(undecided or [max(seen)]) - OVERLAP
+        return max(written, default=None)
