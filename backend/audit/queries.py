@@ -23,6 +23,7 @@ from backend.execution.errors import LedgerUnavailable
 
 Row = dict[str, Any]
 Progress = Callable[[str], None]
+Shape = Callable[[Row], Row]
 
 PAGE_SIZE = 500
 # Ids per BatchGetDocuments call: small enough that one call stays well inside the timeout.
@@ -132,13 +133,18 @@ class LedgerReader:
         """ledger_trades rows of one account and trading date, oldest created_at first."""
         return self._list(TRADES, filters)
 
-    def decisions(self, filters: Filters) -> list[Row]:
-        """execution_intents records of one account and trading date, by received_at."""
-        return self._list(DECISIONS, filters)
+    def decisions(self, filters: Filters, *, keep: Shape | None = None) -> list[Row]:
+        """execution_intents records of one account and trading date, by received_at.
 
-    def decisions_changed_since(self, filters: Filters, since: datetime) -> list[Row]:
+        ``keep``, if given, is applied to each record as it is read, so a caller that keeps only
+        part of each record never holds a whole busy day of full records at once."""
+        return self._list(DECISIONS, filters, keep=keep)
+
+    def decisions_changed_since(
+        self, filters: Filters, since: datetime, *, keep: Shape | None = None
+    ) -> list[Row]:
         """The account's records of the trading date written at or after ``since``."""
-        return self._list(CHANGED_DECISIONS, filters, start=since)
+        return self._list(CHANGED_DECISIONS, filters, start=since, keep=keep)
 
     def trades_by_id(self, broker_order_ids: Iterable[str]) -> dict[str, Row]:
         return self._by_id(LEDGER, broker_order_ids)
@@ -146,7 +152,9 @@ class LedgerReader:
     def decisions_by_id(self, client_intent_ids: Iterable[str]) -> dict[str, Row]:
         return self._by_id(INTENTS, client_intent_ids)
 
-    def _list(self, listing: Listing, filters: Filters, start: Any = None) -> list[Row]:
+    def _list(
+        self, listing: Listing, filters: Filters, start: Any = None, keep: Shape | None = None
+    ) -> list[Row]:
         query: Any = self._db.collection(listing.collection)
         for field, value in listing.conditions(filters):
             if isinstance(value, tuple) and len(value) > 1:
@@ -155,9 +163,9 @@ class LedgerReader:
                 only = value[0] if isinstance(value, tuple) else value
                 query = query.where(filter=FieldFilter(field, "==", only))
         query = query.order_by(listing.order_field)
-        return self._pages(query, listing, start)
+        return self._pages(query, listing, start, keep or _as_read)
 
-    def _pages(self, query: Any, listing: Listing, start: Any = None) -> list[Row]:
+    def _pages(self, query: Any, listing: Listing, start: Any, keep: Shape) -> list[Row]:
         # Pages continue from the last sort value (">=", dropping rows already seen) rather than
         # from a document cursor: the same composite index serves it, and the test emulator
         # ignores cursors. A full page of rows that all share one sort value cannot move the
@@ -173,7 +181,7 @@ class LedgerReader:
             page = self._get(page_query.limit(limit))
             fresh = [snapshot for snapshot in page if snapshot.id not in seen]
             seen.update(snapshot.id for snapshot in fresh)
-            rows.extend(snapshot.to_dict() or {} for snapshot in fresh)
+            rows.extend(keep(snapshot.to_dict() or {}) for snapshot in fresh)
             self._progress(f"read {len(rows)} {listing.noun}…")
             last_value = page[-1].get(listing.order_field) if page else None
             if len(page) < limit or last_value is None:
@@ -203,6 +211,10 @@ class LedgerReader:
                 raise LedgerUnavailable(describe(exc)) from None
             found |= {s.id: s.to_dict() or {} for s in snapshots if s.exists}
         return found
+
+
+def _as_read(row: Row) -> Row:
+    return row
 
 
 def is_document_id(text: object) -> bool:

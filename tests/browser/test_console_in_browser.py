@@ -32,6 +32,16 @@ def halt_is_wired(page: Any) -> None:
         )
 
 
+def wait_for_text(page: Any, text: str, within_s: float = 20) -> None:
+    """Reloads until the text shows (the Decisions page's copy of the day is topped up in the
+    background every few seconds)."""
+    deadline = time.monotonic() + within_s
+    while not page.get_by_text(text).count():
+        assert time.monotonic() < deadline, f"{text} never showed"
+        time.sleep(0.5)
+        page.reload()
+
+
 def submitted_within_the_switch_ttl(live: Live) -> bool:
     """Every instance sees a resume within the kill-switch document's TTL (0.5 s here)."""
     deadline = time.monotonic() + 3
@@ -154,6 +164,8 @@ def test_decisions_are_filtered_and_open_to_their_checks(page: Any, live: Live) 
     assert too_big["reason"] == "max_order_qty_exceeded"
     sign_in(page, live, ADMIN_KEY)
     page.get_by_role("link", name="Decisions").click()
+    # The page shows the day from a copy topped up every 5 s: wait for the new refusal.
+    wait_for_text(page, too_big["client_intent_id"])
     page.get_by_label("Outcome", exact=True).select_option("rejected")
     page.get_by_label("Reason", exact=True).select_option("max_order_qty_exceeded")
     page.get_by_role("button", name="Filter").click()
@@ -176,8 +188,11 @@ def test_the_orders_and_reconcile_pages_show_the_book_and_the_broker(page: Any, 
     placed = live.execute(qty="2").json()
     sign_in(page, live, ADMIN_KEY)
     page.get_by_role("link", name="Orders").click()
-    expect(page.get_by_text(placed["client_intent_id"])).to_be_visible()
     screenshot(page, "orders")
+    page.get_by_role("link", name=placed["client_intent_id"]).click()
+    expect(page.get_by_role("heading", name=f"Order {placed['client_intent_id']}")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^submitted .* status=accepted"))).to_be_visible()
+    screenshot(page, "order")
     page.get_by_role("link", name="Reconcile").click()
     page.get_by_role("button", name="Run reconcile").click()
     expect(page.get_by_role("heading", name=re.compile("^Ledger against Alpaca"))).to_be_visible()

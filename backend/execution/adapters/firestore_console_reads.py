@@ -9,6 +9,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from backend.execution.adapters.firestore_fill_store import EVENTS, SYNC_STATE
 from backend.execution.adapters.firestore_ledger import LEDGER
@@ -29,6 +30,16 @@ class FirestoreConsoleReads:
         ref = self._db.document(self._sync_state_path)
         snapshot = self._call(lambda: ref.get(retry=self._retry, timeout=self._timeout))
         return snapshot.to_dict() if snapshot.exists else None
+
+    def trade_of_intent(self, client_intent_id: str) -> dict[str, Any] | None:
+        """The ledger entry of an intent's order (an equality query: no composite index)."""
+        query = (
+            self._db.collection(LEDGER)
+            .where(filter=FieldFilter("client_intent_id", "==", client_intent_id))
+            .limit(2)
+        )
+        snapshots = self._call(lambda: list(query.get(retry=self._retry, timeout=self._timeout)))
+        return (snapshots[0].to_dict() or {}) if snapshots else None
 
     def events_of(self, broker_order_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """Each order's ``events`` subcollection, as stored (one query per order)."""

@@ -60,17 +60,22 @@ SELECT
      WHERE broker_account_id = %(account)s AND trading_date = %(day)s AND state <> 'released')
 """
 
-# The book as the Orders page lists it: the day's rows, and rows of any day still working.
-_BOOK = """
+_COLUMNS = """
 SELECT client_intent_id, strategy_id, symbol, side, qty::text, order_type, limit_price::text,
        state, broker_order_id, broker_status, filled_qty::text, working_qty::text,
        trading_date, reserved_at, updated_at, final_at
 FROM public.execution_orders
-WHERE broker_account_id = %(account)s
+"""
+# The book as the Orders page lists it: the day's rows, and rows of any day still working.
+_BOOK = (
+    _COLUMNS
+    + """WHERE broker_account_id = %(account)s
   AND (trading_date = %(day)s OR state IN ('reserved', 'working'))
 ORDER BY reserved_at DESC
 LIMIT %(limit)s
 """
+)
+_ONE = _COLUMNS + "WHERE broker_account_id = %(account)s AND client_intent_id = %(intent)s"
 
 
 @dataclass(frozen=True)
@@ -129,27 +134,12 @@ class PostgresConsoleReads:
 
     def book_rows(self, broker_account_id: str, day: date, *, limit: int) -> list[ConsoleBookRow]:
         rows = self._run(_BOOK, {"account": broker_account_id, "day": day, "limit": limit})
-        return [
-            ConsoleBookRow(
-                client_intent_id=str(r[0]),
-                strategy_id=r[1],
-                symbol=str(r[2]),
-                side=str(r[3]),
-                qty=Decimal(r[4]),
-                order_type=r[5],
-                limit_price=r[6],
-                state=str(r[7]),
-                broker_order_id=r[8],
-                broker_status=r[9],
-                filled_qty=Decimal(r[10]),
-                working_qty=Decimal(r[11]),
-                trading_date=r[12],
-                reserved_at=r[13],
-                updated_at=r[14],
-                final_at=r[15],
-            )
-            for r in rows
-        ]
+        return [_book_row(r) for r in rows]
+
+    def book_row(self, broker_account_id: str, client_intent_id: str) -> ConsoleBookRow | None:
+        params = {"account": broker_account_id, "intent": client_intent_id}
+        rows = self._run(_ONE, params)
+        return _book_row(rows[0]) if rows else None
 
     def _run(self, statement: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         try:
@@ -159,6 +149,27 @@ class PostgresConsoleReads:
             raise RiskDataUnavailable(
                 f"console reads: {type(exc).__name__}: {str(exc)[:200]}"
             ) from None
+
+
+def _book_row(r: tuple[Any, ...]) -> ConsoleBookRow:
+    return ConsoleBookRow(
+        client_intent_id=str(r[0]),
+        strategy_id=r[1],
+        symbol=str(r[2]),
+        side=str(r[3]),
+        qty=Decimal(r[4]),
+        order_type=r[5],
+        limit_price=r[6],
+        state=str(r[7]),
+        broker_order_id=r[8],
+        broker_status=r[9],
+        filled_qty=Decimal(r[10]),
+        working_qty=Decimal(r[11]),
+        trading_date=r[12],
+        reserved_at=r[13],
+        updated_at=r[14],
+        final_at=r[15],
+    )
 
 
 def _book_order(item: dict[str, Any]) -> BookOrder:

@@ -11,18 +11,26 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from backend.audit import views
 from backend.audit.timestamps import shown
+from backend.audit.views import Column, View
+from backend.services.execution_service.console.day_cache import (
+    CHECKS_JSON,
+    CHECKS_SUMMARY,
+    RECEIVED_MINUTE,
+    RECEIVED_S,
+    with_checks,
+)
 
 Record = Mapping[str, Any]
 PAGE_SIZE = 50
 # Stacking order of the per-minute chart, and the colour class of each outcome.
 OUTCOMES = ("submitted", "dry_run", "duplicate", "rejected", "retry_pending", "in_progress")
 FILTER_FIELDS = ("status", "reason", "strategy_id", "symbol")
-_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,13 @@ class DecisionFilters:
         return cls(**{name: str(args.get(name, "")).strip()[:128] for name in FILTER_FIELDS})
 
     def keeps(self, record: Record) -> bool:
-        return all(
-            not wanted or str(record.get(name) or "") == wanted
-            for name, wanted in self.as_dict().items()
-        )
+        return all(str(record.get(name) or "") == wanted for name, wanted in self.query().items())
+
+    def kept(self, records: Sequence[Record]) -> list[Record]:
+        chosen = list(self.query().items())
+        if not chosen:
+            return list(records)
+        return [r for r in records if all(str(r.get(k) or "") == v for k, v in chosen)]
 
     def as_dict(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in FILTER_FIELDS}
@@ -116,10 +127,18 @@ class DecisionsView:
 
 
 def decisions_view(
-    records: Sequence[Record], filters: DecisionFilters, page: int, *, page_size: int = PAGE_SIZE
+    records: Sequence[Record],
+    filters: DecisionFilters,
+    page: int,
+    *,
+    page_size: int = PAGE_SIZE,
+    options: Mapping[str, tuple[str, ...]] | None = None,
+    newest_first_already: bool = False,
 ) -> DecisionsView:
-    kept = [record for record in records if filters.keeps(record)]
-    newest_first = sorted(kept, key=_received, reverse=True)
+    """``options``: the filter choices, when the caller already has them for these records;
+    ``newest_first_already``: the records come sorted (the console's copy of the day is)."""
+    kept = filters.kept(records)
+    newest_first = kept if newest_first_already else sorted(kept, key=_received, reverse=True)
     pages = max(1, math.ceil(len(newest_first) / page_size))
     page = min(max(1, page), pages)
     start = (page - 1) * page_size
@@ -129,19 +148,35 @@ def decisions_view(
         page=page,
         pages=pages,
         rows=tuple(decision_row(r) for r in newest_first[start : start + page_size]),
-        options=_options(records),
+        options=options if options is not None else filter_options(records),
         per_minute=minute_chart(kept),
         refusals=refusal_bars(kept),
     )
 
 
 def for_export(records: Sequence[Record], filters: DecisionFilters) -> list[Record]:
-    """What the CSV holds: the matching records in the order the audit CLI lists them."""
-    return sorted((r for r in records if filters.keeps(r)), key=_received)
+    """What the CSV holds: the matching records, in the order the audit CLI lists them."""
+    return sorted(filters.kept(records), key=_received)
+
+
+def _checks_column(column: Column) -> Column:
+    """The toolkit's own columns; the checks summary is the toolkit's own function's result,
+    computed once when the console kept the record rather than again for every export."""
+    if column.header != "checks":
+        return column
+    return Column(
+        "checks",
+        lambda row: row[CHECKS_SUMMARY] if CHECKS_SUMMARY in row else column.value(row),
+    )
+
+
+EXPORT: View = replace(
+    views.DECISIONS, csv=tuple(_checks_column(column) for column in views.DECISIONS.csv)
+)
 
 
 def decision_row(record: Record) -> DecisionRow:
-    checks = record.get("checks")
+    checks = _full(record).get("checks")
     return DecisionRow(
         client_intent_id=_text(record.get("client_intent_id")),
         received_at=shown(record.get("received_at")) or "",
@@ -178,13 +213,15 @@ BAR_WIDTH, BAR_GAP, CHART_HEIGHT = 4.0, 1.0, 120.0
 def minute_chart(records: Sequence[Record]) -> MinuteChart:
     """Decisions per minute (UTC) by outcome, from the first minute to the last, as stacked
     bars on one scale. Empty minutes stay in, so the x axis is time."""
+    counted = Counter((_minute(r), r.get("status") or "unknown") for r in records)
     by_minute: dict[datetime, Counter[str]] = {}
-    for record in records:
-        at = record.get("received_at")
-        if isinstance(at, datetime):
-            minute = at.astimezone(UTC).replace(second=0, microsecond=0)
-            by_minute.setdefault(minute, Counter())[_outcome(record)] += 1
-    totals = Counter(_outcome(r) for r in records)
+    for (minute_number, status), n in counted.items():
+        if minute_number is not None:
+            minute = datetime.fromtimestamp(minute_number * 60, UTC)
+            by_minute.setdefault(minute, Counter())[str(status)] += n
+    totals: Counter[str] = Counter()
+    for (_, status), n in counted.items():
+        totals[str(status)] += n
     if not by_minute:
         return MinuteChart(0, CHART_HEIGHT, (), (), 0, _ordered(totals))
     first, last = min(by_minute), max(by_minute)
@@ -239,20 +276,30 @@ def _ordered(counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
     return tuple(known + other)
 
 
-def _outcome(record: Record) -> str:
-    return str(record.get("status") or "unknown")
+def _minute(record: Record) -> int | None:
+    minute = record.get(RECEIVED_MINUTE)
+    if minute is None and isinstance(at := record.get("received_at"), datetime):
+        return int(at.timestamp() // 60)
+    return minute if isinstance(minute, int) else None
 
 
-def _options(records: Sequence[Record]) -> dict[str, tuple[str, ...]]:
+def filter_options(records: Sequence[Record]) -> dict[str, tuple[str, ...]]:
     return {
         name: tuple(sorted({str(r.get(name)) for r in records if r.get(name)}))
         for name in FILTER_FIELDS
     }
 
 
-def _received(record: Record) -> tuple[datetime, str]:
-    at = record.get("received_at")
-    return (at if isinstance(at, datetime) else _EPOCH, str(record.get("client_intent_id")))
+def _received(record: Record) -> tuple[float, str]:
+    at = record.get(RECEIVED_S)
+    if at is None and isinstance(received := record.get("received_at"), datetime):
+        at = received.timestamp()
+    return (at if at is not None else float("-inf"), str(record.get("client_intent_id")))
+
+
+def _full(record: Record) -> Record:
+    """Records from the console's copy of the day keep their checks as JSON (day_cache)."""
+    return with_checks(record) if CHECKS_JSON in record else record
 
 
 def _text(value: Any) -> str:

@@ -76,8 +76,9 @@ def orders_view(
     book: Sequence[ConsoleBookRow],
     ledger: Sequence[Mapping[str, Any]],
     page: int,
-    events: Mapping[str, Sequence[Mapping[str, Any]]],
+    events: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> OrdersView:
+    """``events``: each order's event history, when read (the order's own page reads it)."""
     pairs, page, pages = page_of_orders(book, ledger, page)
     working = sum(1 for r in book if r.state in OPEN_STATES)
     return OrdersView(
@@ -85,7 +86,7 @@ def orders_view(
         final=len(book) - working,
         page=page,
         pages=pages,
-        rows=tuple(order_row(row, entry, events) for row, entry in pairs),
+        rows=tuple(order_row(row, entry, events or {}) for row, entry in pairs),
     )
 
 

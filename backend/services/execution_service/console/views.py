@@ -28,7 +28,6 @@ from flask import (
 )
 from flask.sessions import SecureCookieSessionInterface
 
-from backend.audit import views as audit_views
 from backend.audit.output import write_csv
 from backend.audit.queries import Filters
 from backend.execution.bootstrap import ServiceParts
@@ -48,6 +47,7 @@ from backend.services.execution_service.console.access import (
     same_token,
     session_secret,
 )
+from backend.services.execution_service.console.day_cache import DaySnapshot
 from backend.services.execution_service.console.iap import ASSERTION_HEADER, IapVerifier
 from backend.services.execution_service.console.known import Known, read
 from backend.services.execution_service.console.reconcile import run_reconcile
@@ -273,29 +273,43 @@ def register_console(
         except ValueError:
             return trading_date(engine.clock.now())
 
-    def _records(account: str, day: date) -> Known[list[dict[str, Any]]]:
-        day_cache = reads.day
-        if day_cache is None:
-            return Known(error="no Firestore client")
-        return read("decisions", lambda: day_cache.records(account, day))
+    def _day_copy(account: str, day: date) -> DaySnapshot | None:
+        return reads.day.snapshot(account, day) if reads.day is not None else None
+
+    options_memo: list[tuple[Any, Any]] = []
+
+    def _options(account: str | None, day: date, copy: DaySnapshot) -> Any:
+        """The filter choices change only when the day's records do."""
+        key = (account, day, copy.version)
+        if options_memo and options_memo[-1][0] == key:
+            return options_memo[-1][1]
+        options = decisions_model.filter_options(copy.records)
+        options_memo[:] = [(key, options)]
+        return options
 
     @console.get("/decisions")
     def decisions() -> Any:
         account, day = _account(), _day()
         filters = decisions_model.DecisionFilters.from_args(request.args)
-        records = _records(account, day) if account else None
+        copy = _day_copy(account, day) if account else None
         view = None
-        if records is not None and records.ok and records.value is not None:
-            view = decisions_model.decisions_view(records.value, filters, _int_arg("page"))
+        if copy is not None and copy.complete:
+            view = decisions_model.decisions_view(
+                copy.records,
+                filters,
+                _int_arg("page"),
+                options=_options(account, day, copy),
+                newest_first_already=True,
+            )
         return _page(
             "decisions.html",
             "Decisions",
             account=account,
             day=day,
             filters=filters,
-            records=records,
+            copy=copy,
+            no_firestore=reads.day is None,
             view=view,
-            outcomes=decisions_model.OUTCOMES,
         )
 
     @console.get("/decisions.csv")
@@ -303,12 +317,17 @@ def register_console(
         account, day = _account(), _day()
         if not account:
             return _refused(400, "name an account: no EXEC_BROKER_ACCOUNT_ID is bound")
-        records = _records(account, day)
-        if not records.ok or records.value is None:
-            return _refused(503, f"decisions unreadable: {records.error}")
+        copy = _day_copy(account, day)
+        if copy is None or not copy.complete:
+            why = copy.error or copy.read_so_far if copy else "no Firestore client"
+            return (
+                {"status": "loading", "message": f"the day is still being read ({why}); retry"},
+                503,
+                {"Retry-After": "5"},
+            )
         filters = decisions_model.DecisionFilters.from_args(request.args)
         out = io.StringIO()
-        write_csv(audit_views.DECISIONS, decisions_model.for_export(records.value, filters), out)
+        write_csv(decisions_model.EXPORT, decisions_model.for_export(copy.records, filters), out)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"decisions-{account}-{day.isoformat()}.csv")
         return Response(
             out.getvalue(),
@@ -319,9 +338,9 @@ def register_console(
     @console.get("/orders")
     def orders() -> Any:
         account, day = _account(), _day()
-        view, book, ledger, events = None, None, None, None
+        view, book, ledger = None, None, None
         if account:
-            postgres, ledger_reader, firestore = reads.postgres, reads.ledger, reads.firestore
+            postgres, ledger_reader = reads.postgres, reads.ledger
             book = (
                 read("order book", lambda: postgres.book_rows(account, day, limit=2000))
                 if postgres
@@ -332,24 +351,41 @@ def register_console(
                 if ledger_reader
                 else Known(error="no Firestore client")
             )
-            pairs, _, _ = orders_model.page_of_orders(
-                book.value or [], ledger.value or [], _int_arg("page")
-            )
-            ids = [
-                (b.broker_order_id if b else None) or str((e or {}).get("broker_order_id") or "")
-                for b, e in pairs
-            ]
-            events = (
-                read("order events", lambda: firestore.events_of(i for i in ids if i))
-                if firestore
-                else Known(error="no Firestore client")
-            )
-            view = orders_model.orders_view(
-                book.value or [], ledger.value or [], _int_arg("page"), events.value or {}
-            )
+            view = orders_model.orders_view(book.value or [], ledger.value or [], _int_arg("page"))
         return _page(
-            "orders.html", "Orders", account=account, day=day, view=view, book=book,
-            ledger=ledger, events=events,
+            "orders.html", "Orders", account=account, day=day, view=view, book=book, ledger=ledger
+        )
+
+    @console.get("/orders/<intent_id>")
+    def order(intent_id: str) -> Any:
+        """One order: its book row, its ledger entry, its fills and its event history."""
+        account = _account()
+        postgres, firestore = reads.postgres, reads.firestore
+        book = (
+            read("order book", lambda: postgres.book_row(account, intent_id))
+            if postgres and account
+            else Known(error="no Postgres configured (EXEC_POSTGRES_DSN) or no account")
+        )
+        ledger = (
+            read("ledger", lambda: firestore.trade_of_intent(intent_id))
+            if firestore
+            else Known(error="no Firestore client")
+        )
+        entry = ledger.value if isinstance(ledger.value, dict) else None
+        if entry is not None and account and entry.get("broker_account_id") != account:
+            entry = None  # another deployment's order: not this console's to show
+        order_id = (book.value.broker_order_id if book.value else None) or (
+            str(entry.get("broker_order_id")) if entry else None
+        )
+        events: Known[Any] = Known(value={})
+        if order_id and firestore:
+            events = read("order events", lambda: firestore.events_of([order_id]))
+        row = None
+        if book.value is not None or entry is not None:
+            row = orders_model.order_row(book.value, entry, events.value or {})
+        return _page(
+            "order.html", f"Order {intent_id}", intent_id=intent_id, account=account, row=row,
+            book=book, ledger=ledger, events=events,
         )  # fmt: skip
 
     @console.get("/reconcile")

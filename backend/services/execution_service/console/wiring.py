@@ -20,6 +20,7 @@ from backend.execution.settings import Settings
 from backend.services.execution_service.console.day_cache import DayDecisions
 
 log = logging.getLogger(__name__)
+DAY_READ_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -36,10 +37,16 @@ def build_reads(settings: Settings, closers: list[Callable[[], None]]) -> Consol
     reads = ConsoleReads()
     try:
         client = _firestore(settings)
-        closers.append(client.close)
         reads.ledger = LedgerReader(client, timeout_s=settings.io_timeout_s)
         reads.firestore = FirestoreConsoleReads(client, timeout_s=settings.io_timeout_s)
-        reads.day = DayDecisions(reads.ledger)
+        # The day is read in the background, a page at a time: each page may take seconds.
+        day_source = LedgerReader(
+            client,
+            timeout_s=max(DAY_READ_TIMEOUT_S, settings.io_timeout_s),
+            progress=lambda line: reads.day.progress(line) if reads.day else None,
+        )
+        reads.day = DayDecisions(day_source)
+        closers.extend((reads.day.stop, client.close))
     except Exception as exc:  # the pages that need Firestore say so
         log.warning("console: no Firestore client: %s", type(exc).__name__,
                     extra={"event": "console.unavailable"})  # fmt: skip
