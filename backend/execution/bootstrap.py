@@ -292,7 +292,7 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
     from google.cloud import firestore
 
     from backend.execution.adapters.alpaca_reader import AlpacaReader
-    from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
+    from backend.execution.adapters.firestore_fill_store import FirestoreFillStore, cursor_path
     from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
     from backend.execution.clock import SystemClock
     from backend.execution.fill_sync import FillSync
@@ -312,8 +312,14 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
             settings.alpaca_trading_host,
             timeout_s=settings.broker_timeout_s,
         ),
-        FirestoreFillStore(client, timeout_s=settings.io_timeout_s),
-        PostgresSyncLock(pool, timeout_s=settings.io_timeout_s),
+        FirestoreFillStore(
+            client,
+            timeout_s=settings.io_timeout_s,
+            state_path=cursor_path(settings.broker_account_id),
+        ),
+        PostgresSyncLock(
+            pool, timeout_s=settings.io_timeout_s, broker_account_id=settings.broker_account_id
+        ),
         SystemClock(),
         book=PostgresOrderBook(
             pool,

@@ -159,6 +159,13 @@ class ExecutionEngine:
         self.agent: AgentStateTracker = built.agent
         self.clock: Clock = clock or SystemClock()
         self._closers = built.closers
+        if not self.dry_run and self.settings.broker_account_id is None:
+            # Every order goes to the one account behind the keys: without naming it, any label
+            # an intent carries would get a fresh cap and a flat position.
+            raise ConfigurationError(
+                "live routing needs the bound account: set EXEC_BROKER_ACCOUNT_ID "
+                "(or Settings(broker_account_id=...))"
+            )
         if self.dry_run != self.broker.simulated:
             raise ConfigurationError(
                 f"dry_run={self.dry_run} does not match broker {type(self.broker).__name__}: "

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from backend.execution.adapters.alpaca_reader import AlpacaReader
-from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
+from backend.execution.adapters.firestore_fill_store import FirestoreFillStore, cursor_path
 from backend.execution.adapters.postgres_order_book import PostgresOrderBook
 from backend.execution.adapters.postgres_pool import open_pool
 from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
@@ -350,3 +350,25 @@ def test_a_working_row_older_than_the_listing_is_settled_by_a_lookup(
     report = make_sync(overlap_s=0).run()
     assert report.book_rows_refreshed == 1
     assert book_row(pg_dsn, intent_id)[:3] == ("final", order_id, "canceled")
+
+
+def test_deployments_of_two_accounts_sync_side_by_side_but_one_account_syncs_once(
+    pg_dsn: str,
+) -> None:
+    pool = open_pool(pg_dsn, max_size=4, timeout_s=2)
+    try:
+        first, second = unique("acct"), unique("acct")
+        lock = PostgresSyncLock(pool, timeout_s=2, broker_account_id=first)
+        other = PostgresSyncLock(pool, timeout_s=2, broker_account_id=second)
+        same = PostgresSyncLock(pool, timeout_s=2, broker_account_id=first)
+        with lock.hold() as held, other.hold() as other_held, same.hold() as same_held:
+            assert (held, other_held, same_held) == (True, True, False)
+    finally:
+        pool.close()
+
+
+def test_each_account_keeps_its_own_sync_cursor() -> None:
+    assert cursor_path("paper-1") == "execution_sync/fills-paper-1"
+    assert cursor_path(None) == "execution_sync/fills"
+    odd = cursor_path("paper/1 x")
+    assert odd.startswith("execution_sync/fills-sha256-") and odd.count("/") == 1

@@ -496,3 +496,18 @@ def test_an_adopted_order_keeps_the_checks_that_let_it_through() -> None:
     adopted = engine.execute_intent(intent())
     names = [c.name for c in adopted.checks]
     assert "max_position_size" in names and names[-1] == "earlier_attempt"
+
+
+def test_a_library_caller_cannot_route_live_without_a_bound_account() -> None:
+    settings = Settings(dry_run=True)  # EXEC_DRY_RUN unset, overridden by the caller below
+    with pytest.raises(ConfigurationError, match="EXEC_BROKER_ACCOUNT_ID"):
+        ExecutionEngine(
+            broker=RecordingBroker(),
+            dry_run=False,
+            settings=settings,
+            ledger=InMemoryLedger(),
+            risk_book=InMemoryRiskBook(),
+            kill_switches=[StaticKillSwitch(OFF)],
+            clock=FixedClock(NOW),
+            agent=tracker(),
+        )
