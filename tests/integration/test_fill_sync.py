@@ -285,15 +285,26 @@ def book_row(pg_dsn: str, intent_id: str) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def insert_row(pg_dsn: str, intent_id: str, state: str, *, order_id: str | None = None) -> None:
-    """A row as an attempt that died (or an older version of the gateway) left it."""
+def insert_row(
+    pg_dsn: str, intent_id: str, state: str, *, order_id: str | None = None, migrated: bool = False
+) -> None:
+    """A row as an attempt that died left it, or (``migrated``) as migration 0002 carried it
+    over from the first release, which kept no order type or strategy."""
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO public.execution_orders (client_intent_id, broker_account_id, symbol,"
-            " side, qty, trading_date, state, broker_order_id, reserved_at, updated_at)"
-            " VALUES (%s, %s, 'SPY', 'buy', 3, current_date, %s, %s,"
-            " now() - interval '1 hour', now() - interval '1 hour')",
-            (intent_id, current_account(), state, order_id),
+            " side, qty, order_type, trading_date, state, broker_order_id, reserved_at,"
+            " updated_at, migrated_from)"
+            " VALUES (%s, %s, 'SPY', 'buy', 3, %s, current_date, %s, %s,"
+            " now() - interval '1 hour', now() - interval '1 hour', %s)",
+            (
+                intent_id,
+                current_account(),
+                None if migrated else "market",
+                state,
+                order_id,
+                "execution_risk_reservations" if migrated else None,
+            ),
         )
 
 
@@ -346,7 +357,7 @@ def test_a_working_row_older_than_the_listing_is_settled_by_a_lookup(
     place_directly(alpaca, unique("later"))  # the cursor moves past the first order
     # No overlap: once listed, the first order is behind the cursor and never listed again.
     assert make_sync(overlap_s=0).run().status == "complete"
-    insert_row(pg_dsn, intent_id, "working", order_id=order_id)  # as migration 0002 leaves it
+    insert_row(pg_dsn, intent_id, "working", order_id=order_id, migrated=True)
     report = make_sync(overlap_s=0).run()
     assert report.book_rows_refreshed == 1
     assert book_row(pg_dsn, intent_id)[:3] == ("final", order_id, "canceled")
