@@ -12,7 +12,7 @@ from backend.execution.decisions import (
 )
 from backend.execution.idempotency import IntentRecord
 from backend.execution.intent import OrderIntent
-from backend.execution.vocabulary import Reason, Status
+from backend.execution.vocabulary import Reason, Status, is_final
 
 # A retryable refusal with no better estimate suggests this wait.
 DEFAULT_RETRY_AFTER_S = 5
@@ -41,7 +41,9 @@ def dry_run(intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
 def rejected_by_checks(intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
     """Refused by a gate or risk check: the first blocking check explains it."""
     blocking = next(check for check in decision.checks if check.blocks)
-    retry_after = DEFAULT_RETRY_AFTER_S if decision.reason is Reason.RISK_DATA_UNAVAILABLE else None
+    # A check that could not decide (unreadable data or kill switch, agent not ready) asks for
+    # a retry; a check that decided is final.
+    retry_after = None if is_final(decision.reason) else DEFAULT_RETRY_AFTER_S
     return ExecutionResult(
         Status.REJECTED,
         intent.client_intent_id,
