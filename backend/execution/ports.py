@@ -82,7 +82,12 @@ class BrokerHistory(Protocol):
     def get_order(self, broker_order_id: str) -> dict[str, Any] | None: ...
 
     def list_fills(
-        self, *, after: datetime | None, until: datetime | None = None, page_size: int = 100
+        self,
+        *,
+        after: datetime | None,
+        page_token: str | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
     ) -> list[dict[str, Any]]: ...
 
 
