@@ -202,11 +202,8 @@ class FailingFillPage:
         self.reader, self.fail_on_call = reader, fail_on_call
         self.fill_listings: list[dict[str, Any]] = []
 
-    def list_orders(self, **kwargs: Any) -> list[dict[str, Any]]:
-        return self.reader.list_orders(**kwargs)
-
-    def get_order(self, broker_order_id: str) -> dict[str, Any] | None:
-        return self.reader.get_order(broker_order_id)
+    def __getattr__(self, name: str) -> Any:  # every other read goes to Alpaca as is
+        return getattr(self.reader, name)
 
     def list_fills(self, **kwargs: Any) -> list[dict[str, Any]]:
         self.fill_listings.append(kwargs)
