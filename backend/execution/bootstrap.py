@@ -231,7 +231,12 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
 
     client = firestore.Client(project=settings.gcp_project, database=settings.firestore_database)
     closers.append(client.close)
+    from backend.execution.adapters.postgres_order_book import PostgresOrderBook
+    from backend.execution.adapters.postgres_schema import SchemaGuard
+
+    # Two connections: the sync lock holds one for the whole run, the book writes use the other.
     pool = _pool(settings, closers, max_size=2)
+    schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
     return FillSync(
         AlpacaReader(
             settings.alpaca_api_key.get_secret_value(),
@@ -242,6 +247,9 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
         FirestoreFillStore(client, timeout_s=settings.io_timeout_s),
         PostgresSyncLock(pool, timeout_s=settings.io_timeout_s),
         SystemClock(),
+        book=PostgresOrderBook(pool, timeout_s=settings.io_timeout_s, schema=schema),
+        # After its lease, the attempt that reserved a row can no longer start a broker call.
+        reservation_grace_s=settings.claim_lease_s + 2 * settings.broker_timeout_s,
         budget_s=settings.sync_budget_s,
         overlap_s=settings.sync_overlap_s,
         min_call_interval_s=settings.broker_min_interval_s,
@@ -264,6 +272,24 @@ def _pool(settings: Settings, closers: list[Callable[[], None]], *, max_size: in
 
 def _postgres_risk_book(settings: Settings, closers: list[Callable[[], None]]) -> RiskBook:
     from backend.execution.adapters.postgres_risk_book import PostgresRiskBook
+    from backend.execution.adapters.postgres_schema import SchemaGuard
+    from backend.execution.errors import RiskDataUnavailable
 
     pool = _pool(settings, closers, max_size=settings.pg_pool_max)
-    return PostgresRiskBook(pool, timeout_s=settings.io_timeout_s)
+    schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
+    try:
+        # Tables are created or upgraded now; a database that is down does not stop start-up:
+        # intents are refused as retryable until it is back, and the first one then upgrades.
+        schema.ensure()
+    except RiskDataUnavailable as exc:
+        log.warning(
+            "database not ready at start-up (%s); intents are refused as retryable until it is",
+            exc,
+            extra={"event": "db.not_ready"},
+        )
+    return PostgresRiskBook(
+        pool,
+        timeout_s=settings.io_timeout_s,
+        position_skew_s=settings.position_skew_s,
+        schema=schema,
+    )

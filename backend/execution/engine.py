@@ -13,11 +13,12 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from backend.execution import freshness, gate, outcomes, risk
+from backend.execution import exposure, freshness, gate, outcomes, risk
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.adapters.dry_run_broker import DryRunBroker
+from backend.execution.adoption import order_differences
 from backend.execution.agent_state import AgentInputs, AgentStateTracker
 from backend.execution.clock import Clock, SystemClock, trading_date
 from backend.execution.decision_log import log_decision
@@ -48,6 +49,7 @@ from backend.execution.ports import (
 )
 from backend.execution.risk import RiskSnapshot
 from backend.execution.settings import Settings
+from backend.execution.settlement import Settlement, settle
 from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
 
 __all__ = [
@@ -326,6 +328,8 @@ class ExecutionEngine:
             ]
 
     def _assess(self, intent: OrderIntent, day: date, snapshot: RiskSnapshot) -> list[CheckResult]:
+        skew = timedelta(seconds=self.settings.position_skew_s)
+        current = exposure.exposure(snapshot.position, snapshot.orders, skew=skew)
         return [
             risk.max_daily_trades_check(
                 intent.broker_account_id, day, snapshot.trades_today, self.settings.max_daily_trades
@@ -333,11 +337,11 @@ class ExecutionEngine:
             risk.max_position_check(
                 intent.broker_account_id,
                 intent.symbol,
-                snapshot.position_qty,
-                intent.signed_qty,
+                intent.side,
+                intent.qty,
                 self.settings.max_position_qty,
-                pending_qty=snapshot.pending_qty,
-                position_updated_at=snapshot.position_updated_at,
+                position=snapshot.position,
+                current=current,
             ),
         ]
 
@@ -404,6 +408,37 @@ class ExecutionEngine:
             )
         if order is None:
             return None
+        differences = order_differences(intent.summary(), order.raw)
+        if differences:
+            # Not the intent's order: someone else used this client_order_id. Adopting it would
+            # write its broker data over the intent's ledger entry and count the wrong order.
+            log.error(
+                "the broker's order under client_order_id %s is not this intent's: %s",
+                intent.client_intent_id,
+                "; ".join(differences),
+                extra={
+                    "event": "broker.order_mismatch",
+                    "client_intent_id": intent.client_intent_id,
+                    "intent": intent.summary(),
+                    "broker_order": dict(order.raw),
+                    "differences": differences,
+                },
+            )
+            mismatch = CheckResult(
+                "earlier_attempt",
+                CheckOutcome.FAILED,
+                {"client_order_id": intent.client_intent_id, "differences": differences},
+                Reason.BROKER_ORDER_MISMATCH,
+                "the broker has a different order under this client_order_id; nothing adopted",
+            )
+            return outcomes.refused(
+                intent,
+                Reason.BROKER_ORDER_MISMATCH,
+                f"the broker has a different order under this client_order_id "
+                f"({'; '.join(differences)}); nothing was adopted or sent",
+                decision.plus([mismatch]),
+                retry_after_s=None,
+            )
         adoption = CheckResult(
             "earlier_attempt",
             CheckOutcome.PASSED,
@@ -415,21 +450,25 @@ class ExecutionEngine:
     def _settle_reservation(
         self, intent: OrderIntent, now: datetime, result: ExecutionResult, attempt: _Attempt
     ) -> None:
-        """Marks the reservation routed, or gives the slot back once the order surely does not
-        exist; while the outcome is unknown the slot stays taken."""
+        """Applies the one settlement rule (:mod:`backend.execution.settlement`) to the book."""
         if self.broker.simulated:
             return
-        routed = result.status is Status.SUBMITTED
-        if not routed and (attempt.order_may_exist or not attempt.may_hold_reservation):
-            return
+        order = result.broker_order if result.status is Status.SUBMITTED else None
+        outcome = settle(
+            placed=order is not None,
+            order_may_exist=attempt.order_may_exist,
+            may_hold_reservation=attempt.may_hold_reservation,
+        )
         try:
-            self.risk_book.settle(
-                intent, trading_date(now), routed=routed, broker_order_id=result.broker_order_id
-            )
+            if outcome is Settlement.PLACED:
+                assert order is not None
+                self.risk_book.record_placed(intent, trading_date(now), order)
+            elif outcome is Settlement.RELEASE:
+                self.risk_book.release(intent)
         except TransientError as exc:
             # Failing to settle leaves the reservation counted: conservative, never permissive.
             log.error(
-                "could not settle the risk reservation of %s: %s",
+                "could not settle the book entry of %s: %s",
                 intent.client_intent_id,
                 exc,
                 extra={"event": "risk.settle_failed", "client_intent_id": intent.client_intent_id},

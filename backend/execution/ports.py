@@ -55,7 +55,7 @@ class RiskHold(Protocol):
 
 
 class RiskBook(Protocol):
-    """Positions and this service's own order book: the data behind the risk checks."""
+    """Positions and this gateway's own book of orders: the data behind the risk checks."""
 
     def hold(
         self, intent: OrderIntent, on: date, *, exclusive: bool
@@ -65,10 +65,13 @@ class RiskBook(Protocol):
         RiskDataUnavailable when the data cannot be read."""
         ...
 
-    def settle(
-        self, intent: OrderIntent, on: date, *, routed: bool, broker_order_id: str | None
-    ) -> None:
-        """Marks the intent's reservation routed (the broker has the order) or released."""
+    def record_placed(self, intent: OrderIntent, on: date, order: BrokerOrder) -> None:
+        """The broker has the intent's order (placed or adopted): it is working, or final."""
+        ...
+
+    def release(self, intent: OrderIntent) -> None:
+        """The intent's reservation is given back: its order surely never reached the broker.
+        An order the broker has is never released."""
         ...
 
 
@@ -80,6 +83,8 @@ class BrokerHistory(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def get_order(self, broker_order_id: str) -> dict[str, Any] | None: ...
+
+    def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
 
     def list_fills(
         self,

@@ -62,6 +62,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "gcp_project": ("GOOGLE_CLOUD_PROJECT", "FIREBASE_PROJECT_ID"),
     "firestore_database": ("FIRESTORE_DATABASE",),
     "postgres_dsn": ("EXEC_POSTGRES_DSN", "DATABASE_URL"),
+    "db_migrate": ("EXEC_DB_MIGRATE",),
     "dry_run": ("EXEC_DRY_RUN",),
     "broker_account_id": ("EXEC_BROKER_ACCOUNT_ID",),
     "alpaca_account_number": ("ALPACA_ACCOUNT_NUMBER",),
@@ -76,6 +77,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "admin_key": ("EXEC_AGENT_ADMIN_KEY",),
     "max_daily_trades": ("EXEC_MAX_DAILY_TRADES",),
     "max_position_qty": ("EXEC_MAX_POSITION_QTY",),
+    "position_skew_s": ("EXEC_POSITION_SKEW_S",),
     "risk_fail_open": ("EXEC_RISK_FAIL_OPEN",),
     "intent_max_age_s": ("EXEC_INTENT_MAX_AGE_S",),
     "alpaca_api_key": ("ALPACA_API_KEY",),
@@ -116,6 +118,8 @@ class Settings(BaseModel):
     gcp_project: str | None = None
     firestore_database: str = "(default)"
     postgres_dsn: SecretStr | None = None
+    # Create or upgrade the gateway's own tables at start-up (off for locked-down roles).
+    db_migrate: bool = True
     dry_run: bool = True
     # The one broker account this deployment routes for (the Alpaca keys' account). Intents
     # naming any other account are refused; limits are kept per this account.
@@ -137,6 +141,9 @@ class Settings(BaseModel):
     admin_key: SecretStr | None = None
     max_daily_trades: int = Field(default=50, ge=0)
     max_position_qty: Decimal = Field(default=Decimal(100), ge=0, allow_inf_nan=False)
+    # How far a fill's time may be from the position row's updated_at and still be of
+    # uncertain inclusion in it (clock skew plus the position-sync job's read-to-write delay).
+    position_skew_s: float = Field(default=10.0, ge=0, le=3600)
     risk_fail_open: bool = False
     intent_max_age_s: float = Field(default=300.0, gt=0)
     alpaca_api_key: SecretStr | None = None

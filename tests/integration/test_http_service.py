@@ -322,7 +322,7 @@ def test_the_position_limit_reads_the_position_from_postgres(
     response = make_client().post("/execute", json=body)
     assert response.status_code == 409
     assert response.get_json()["reason"] == "max_position_size_exceeded"
-    assert checks_by_name(response)["max_position_size"]["inputs"]["current_qty"] == "98"
+    assert checks_by_name(response)["max_position_size"]["inputs"]["position_row_qty"] == "98"
 
 
 def test_unreachable_postgres_is_a_503_with_retry_after_and_no_order(

@@ -213,7 +213,7 @@ def test_the_position_limit_applies_to_the_projected_position() -> None:
     book = InMemoryRiskBook({("acct-1", "SPY"): Decimal("96")})
     result = make_engine(book=book).execute_intent(intent(qty="5"))
     assert result.reason is Reason.MAX_POSITION_SIZE_EXCEEDED
-    assert check(result, "max_position_size").inputs["projected_qty"] == Decimal("101")
+    assert check(result, "max_position_size").inputs["projected_worst"] == Decimal("101")
 
 
 def test_a_sell_that_reduces_a_long_position_is_allowed() -> None:
@@ -443,7 +443,7 @@ def test_a_routed_order_keeps_its_daily_slot_and_a_dry_run_takes_none() -> None:
     book = InMemoryRiskBook()
     make_engine(live=True, book=book).execute_intent(intent(client_intent_id="live-1"))
     make_engine(book=book).execute_intent(intent(client_intent_id="dry-1"))
-    assert book.state_of("live-1") == "routed"
+    assert book.state_of("live-1") == "working"
     assert book.state_of("dry-1") is None
 
 
@@ -476,7 +476,7 @@ def test_the_position_check_counts_orders_the_position_row_cannot_reflect_yet() 
     engine = make_engine(live=True, book=book)
     results = [engine.execute_intent(intent(client_intent_id=f"buy-{n}")) for n in range(3)]
     assert [r.status for r in results] == [Status.SUBMITTED, Status.SUBMITTED, Status.REJECTED]
-    assert check(results[2], "max_position_size").inputs["pending_qty"] == Decimal("10")
+    assert check(results[2], "max_position_size").inputs["working_buy"] == Decimal("10")
 
 
 # -- safety details of idempotency -----------------------------------------------------------
