@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from backend.execution.engine import ExecutionEngine
 from backend.execution.ports import (
     Broker,
+    BrokerAccountSource,
     HeartbeatSource,
     IntentLedger,
     KillSwitchSource,
@@ -46,6 +47,7 @@ class Adapters:
     kill_switches: Sequence[KillSwitchSource]
     heartbeat: HeartbeatSource | None
     agent: AgentStateTracker
+    broker_account: BrokerAccountSource | None = None
     # Called on shutdown: pools and clients this root opened.
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -60,6 +62,7 @@ def build_missing(
     kill_switches: Sequence[KillSwitchSource] | None = None,
     heartbeat: HeartbeatSource | None = None,
     agent: AgentStateTracker | None = None,
+    broker_account: BrokerAccountSource | None = None,
 ) -> Adapters:
     closers: list[Callable[[], None]] = []
     lazy_client: list[Any] = []
@@ -105,7 +108,26 @@ def build_missing(
         kill_switches=kill_switches,
         heartbeat=heartbeat,
         agent=agent or build_agent(settings),
+        broker_account=broker_account or build_broker_account(settings, dry_run=dry_run),
         closers=closers,
+    )
+
+
+def build_broker_account(settings: Settings, *, dry_run: bool) -> BrokerAccountSource | None:
+    """GET /v2/account, cached, when ALPACA_ACCOUNT_NUMBER asks to confirm the keys' account
+    (live routing only: dry-run sends nothing, so there is nothing to confirm)."""
+    if dry_run or settings.alpaca_account_number is None:
+        return None
+    if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
+        raise ConfigurationError("ALPACA_ACCOUNT_NUMBER needs ALPACA_API_KEY and ALPACA_SECRET_KEY")
+    from backend.execution.adapters.alpaca_account import AlpacaAccount
+
+    return AlpacaAccount(
+        settings.alpaca_api_key.get_secret_value(),
+        settings.alpaca_secret_key.get_secret_value(),
+        settings.alpaca_trading_host,
+        ttl_s=settings.alpaca_account_ttl_s,
+        timeout_s=settings.broker_timeout_s,
     )
 
 

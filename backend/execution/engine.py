@@ -20,6 +20,7 @@ from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.adoption import order_differences
 from backend.execution.agent_state import AgentInputs, AgentStateTracker
+from backend.execution.broker_facts import BrokerAccount
 from backend.execution.clock import Clock, SystemClock, trading_date
 from backend.execution.decision_log import log_decision
 from backend.execution.decisions import (
@@ -42,6 +43,7 @@ from backend.execution.intent import OrderIntent
 from backend.execution.kill_switch import KillSwitchReading, kill_switch_check
 from backend.execution.ports import (
     Broker,
+    BrokerAccountSource,
     HeartbeatSource,
     IntentLedger,
     KillSwitchSource,
@@ -117,6 +119,7 @@ class ExecutionEngine:
         heartbeat: HeartbeatSource | None = None,
         clock: Clock | None = None,
         agent: AgentStateTracker | None = None,
+        broker_account: BrokerAccountSource | None = None,
     ) -> None:
         # Imported here: the composition root imports this module to build engines.
         from backend.execution import bootstrap
@@ -133,8 +136,11 @@ class ExecutionEngine:
             kill_switches=kill_switches,
             heartbeat=heartbeat,
             agent=agent,
+            broker_account=broker_account,
         )
         self.broker: Broker = built.broker
+        # Set when ALPACA_ACCOUNT_NUMBER asks for the keys' account to be confirmed.
+        self.broker_account: BrokerAccountSource | None = built.broker_account
         self.ledger: IntentLedger = built.ledger
         self.risk_book: RiskBook = built.risk_book
         self.kill_switches: tuple[KillSwitchSource, ...] = tuple(built.kill_switches)
@@ -193,6 +199,8 @@ class ExecutionEngine:
             "firestore": lambda: self.ledger.load("_readiness_probe"),
             "postgres": getattr(self.risk_book, "ping", None),
         }
+        if self.settings.alpaca_account_number and self.broker_account is not None:
+            probes["broker_account"] = self._probe_broker_account
         status: dict[str, str] = {}
         for name, probe in probes.items():
             if probe is None:
@@ -203,6 +211,11 @@ class ExecutionEngine:
             except TransientError as exc:
                 status[name] = str(exc)
         return status
+
+    def _probe_broker_account(self) -> None:
+        check = self._account_checks()[0]
+        if check.blocks:
+            raise TransientError(check.detail)
 
     def close(self) -> None:
         """Releases the pools and clients the composition root opened for this engine."""
@@ -292,13 +305,32 @@ class ExecutionEngine:
 
     def _gate_checks(self) -> list[CheckResult]:
         snapshot = self.gate_snapshot()
-        return [
+        checks = [
             kill_switch_check(snapshot.kill_switch),
             gate.agent_mode_check(self.settings.agent_mode, dry_run=self.dry_run),
             gate.agent_state_check(
                 snapshot.agent_state, snapshot.agent_state_why, dry_run=self.dry_run
             ),
         ]
+        if not any(check.blocks for check in checks):
+            checks.extend(self._account_checks())
+        return checks
+
+    def _account_checks(self) -> list[CheckResult]:
+        expected = self.settings.alpaca_account_number
+        if expected is None or self.broker_account is None:
+            return []
+        seen, error = self.read_broker_account()
+        return [gate.broker_account_verified_check(expected, seen, error)]
+
+    def read_broker_account(self) -> tuple[BrokerAccount | None, str | None]:
+        """The keys' account (cached by the adapter), or why it could not be read."""
+        if self.broker_account is None:
+            return None, "not configured"
+        try:
+            return self.broker_account.account(), None
+        except TransientError as exc:
+            return None, str(exc)
 
     def _risk_checks(
         self, intent: OrderIntent, now: datetime, attempt: _Attempt

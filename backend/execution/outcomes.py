@@ -41,8 +41,7 @@ def dry_run(intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
 def rejected_by_checks(intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
     """Refused by a gate or risk check: the first blocking check explains it."""
     blocking = next(check for check in decision.checks if check.blocks)
-    # A check that could not decide (unreadable data or kill switch, agent not ready) asks for
-    # a retry; a check that decided is final.
+    # Every retryable refusal says when to come back; a final one never invites a retry.
     retry_after = None if is_final(decision.reason) else DEFAULT_RETRY_AFTER_S
     return ExecutionResult(
         Status.REJECTED,

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from backend.execution.broker_facts import BrokerAccount, CancelOutcome, MarketClock, ReferencePrice
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.idempotency import Claim, IntentRecord
 from backend.execution.intent import OrderIntent
@@ -114,3 +115,29 @@ class Broker(Protocol):
         ...
 
     def find_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None: ...
+
+
+class ReferencePrices(Protocol):
+    def reference_price(self, symbol: str) -> ReferencePrice:
+        """The symbol's latest trade price (or quote midpoint), exact. Raises
+        RiskDataUnavailable when it cannot be read; how old it may be is the caller's rule."""
+        ...
+
+
+class MarketClockSource(Protocol):
+    def clock(self) -> MarketClock:
+        """The broker's market clock, possibly cached briefly. Raises RiskDataUnavailable when
+        it cannot be read: never assume the market is open."""
+        ...
+
+
+class BrokerAccountSource(Protocol):
+    def account(self) -> BrokerAccount:
+        """The account the broker keys belong to. Raises BrokerUnavailable when unreadable."""
+        ...
+
+
+class OrderCanceller(Protocol):
+    def cancel_order(self, broker_order_id: str) -> CancelOutcome:
+        """One cancel request, never retried. Every answer, even none, is an outcome."""
+        ...

@@ -66,6 +66,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "dry_run": ("EXEC_DRY_RUN",),
     "broker_account_id": ("EXEC_BROKER_ACCOUNT_ID",),
     "alpaca_account_number": ("ALPACA_ACCOUNT_NUMBER",),
+    "alpaca_account_ttl_s": ("ALPACA_ACCOUNT_CHECK_TTL_S",),
     "agent_mode": ("AGENT_MODE",),
     "halted_env": ("EXECUTION_HALTED", "EXEC_KILL_SWITCH"),
     "halted_file": ("EXECUTION_HALTED_FILE", "EXEC_KILL_SWITCH_FILE"),
@@ -126,6 +127,8 @@ class Settings(BaseModel):
     broker_account_id: str | None = Field(default=None, min_length=1, max_length=128)
     # When set, GET /v2/account must report this account_number before anything is routed.
     alpaca_account_number: str | None = Field(default=None, min_length=1, max_length=64)
+    # How long one confirmation of the keys' account is reused before GET /v2/account again.
+    alpaca_account_ttl_s: float = Field(default=30.0, ge=0, le=3600)
     agent_mode: AgentMode = AgentMode.DISABLED
     # Every kill-switch variable that is set, aliases included: (variable, value) pairs for
     # the environment source, paths for the file and Firestore sources. Any one on halts.

@@ -275,3 +275,59 @@ def test_the_fill_sync_never_adopts_a_foreign_order_under_an_intents_id(
     report = sync(gateway)
     assert report["orders_adopted"] == 0
     assert not firestore_client.collection("ledger_trades").document(foreign).get().exists
+
+
+# -- the keys' account must be the configured one ----------------------------------------------
+
+
+def test_keys_of_another_account_route_nothing_until_the_account_number_matches(
+    firestore_emulator: str,
+    firestore_project: str,
+    pg_dsn: str,
+    alpaca: AlpacaStandIn,
+    account: str,
+    tmp_path: Path,
+) -> None:
+    switch = tmp_path / "EXECUTION_HALTED"
+    switch.write_text("0\n")
+    env = {
+        "GOOGLE_CLOUD_PROJECT": firestore_project,
+        "EXEC_POSTGRES_DSN": pg_dsn,
+        "EXEC_DRY_RUN": "0",
+        "AGENT_MODE": "LIVE",
+        "ALPACA_API_KEY": "key",
+        "ALPACA_SECRET_KEY": "secret",
+        "ALPACA_TRADING_HOST": alpaca.base_url,
+        "EXEC_BROKER_ACCOUNT_ID": account,
+        "EXECUTION_HALTED_FILE": str(switch),
+        "ALPACA_ACCOUNT_NUMBER": "PA-EXPECTED",
+        "ALPACA_ACCOUNT_CHECK_TTL_S": "0",
+    }
+    alpaca.set_account(account_number="PA-SOMEONE-ELSE")
+    app = create_app(Settings.from_env(env))
+    client = app.test_client()
+    try:
+        body = {
+            "client_intent_id": unique("acctno"),
+            "strategy_id": "s",
+            "broker_account_id": account,
+            "symbol": "SPY",
+            "side": "buy",
+            "qty": "1",
+            "order_type": "market",
+        }
+        refused = client.post("/execute", json=body)
+        assert status_and_reason(refused) == (503, "broker_account_unverified")
+        assert "PA-SOMEONE-ELSE" in refused.get_json()["message"]
+        assert refused.headers["Retry-After"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "PA-SOMEONE-ELSE" in ready.get_json()["checks"]["broker_account"]
+        assert alpaca.post_count() == 0
+
+        alpaca.set_account(account_number="PA-EXPECTED")
+        assert client.get("/readyz").status_code == 200
+        placed = client.post("/execute", json=body)  # the same intent: it was only retryable
+        assert placed.status_code == 200 and placed.get_json()["status"] == "submitted"
+    finally:
+        app.extensions["service_parts"].close()
