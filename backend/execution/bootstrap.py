@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.agent_state import AgentStateTracker
+from backend.execution.context_reader import FactSources
 from backend.execution.errors import ConfigurationError
 from backend.execution.fill_sync import FillSync
+from backend.execution.operator import OperatorActions
 
 if TYPE_CHECKING:
     from backend.execution.engine import ExecutionEngine
@@ -48,6 +50,7 @@ class Adapters:
     heartbeat: HeartbeatSource | None
     agent: AgentStateTracker
     broker_account: BrokerAccountSource | None = None
+    facts: FactSources = field(default_factory=FactSources)
     # Called on shutdown: pools and clients this root opened.
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -63,6 +66,7 @@ def build_missing(
     heartbeat: HeartbeatSource | None = None,
     agent: AgentStateTracker | None = None,
     broker_account: BrokerAccountSource | None = None,
+    facts: FactSources | None = None,
 ) -> Adapters:
     closers: list[Callable[[], None]] = []
     lazy_client: list[Any] = []
@@ -109,7 +113,50 @@ def build_missing(
         heartbeat=heartbeat,
         agent=agent or build_agent(settings),
         broker_account=broker_account or build_broker_account(settings, dry_run=dry_run),
+        facts=facts or build_fact_sources(settings, firestore_client),
         closers=closers,
+    )
+
+
+def build_fact_sources(settings: Settings, firestore_client: Callable[[], Any]) -> FactSources:
+    """The broker facts the pre-trade controls read, each cached (docs/RISK_CONTROLS.md).
+    Without Alpaca keys there is nothing to read them with: a control that needs one then
+    refuses (fail closed) unless it is switched off."""
+    restricted = None
+    if settings.restricted_doc is not None:
+        from backend.execution.adapters.firestore_documents import CachedDocument
+        from backend.execution.adapters.firestore_restricted import FirestoreRestrictedList
+
+        restricted = FirestoreRestrictedList(
+            CachedDocument(
+                firestore_client(),
+                settings.restricted_doc,
+                ttl_s=settings.halted_doc_ttl_s,
+                timeout_s=settings.io_timeout_s,
+            )
+        )
+    if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
+        return FactSources(restricted_list=restricted)
+    from backend.execution.adapters.alpaca_clock import AlpacaCalendar, AlpacaClock
+    from backend.execution.adapters.alpaca_market_data import AlpacaMarketData
+
+    keys = (
+        settings.alpaca_api_key.get_secret_value(),
+        settings.alpaca_secret_key.get_secret_value(),
+    )
+    trading, timeout = settings.alpaca_trading_host, settings.broker_timeout_s
+    return FactSources(
+        reference_prices=AlpacaMarketData(
+            *keys,
+            settings.alpaca_data_host,
+            feed=settings.alpaca_data_feed,
+            ttl_s=settings.reference_price_cache_s,
+            timeout_s=timeout,
+        ),
+        # The clock flips at the bell from a cached reading (MarketClock.is_open_at).
+        market_clock=AlpacaClock(*keys, trading, ttl_s=60.0, timeout_s=timeout),
+        calendar=AlpacaCalendar(*keys, trading, ttl_s=3600.0, timeout_s=timeout),
+        restricted_list=restricted,
     )
 
 
@@ -223,6 +270,7 @@ class ServiceParts:
 
     engine: ExecutionEngine
     fill_sync: FillSync | None
+    operator: OperatorActions
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -236,7 +284,28 @@ def build_service(settings: Settings) -> ServiceParts:
 
     closers: list[Callable[[], None]] = []
     engine = ExecutionEngine(settings=settings)
-    return ServiceParts(engine, build_fill_sync(settings, closers), closers)
+    operator = build_operator(settings, closers)
+    return ServiceParts(engine, build_fill_sync(settings, closers), operator, closers)
+
+
+def build_operator(settings: Settings, closers: list[Callable[[], None]]) -> OperatorActions:
+    from google.cloud import firestore
+
+    from backend.execution.adapters.firestore_operator_log import FirestoreOperatorLog
+    from backend.execution.adapters.postgres_latches import PostgresLatches
+    from backend.execution.adapters.postgres_schema import SchemaGuard
+    from backend.execution.clock import SystemClock
+
+    client = firestore.Client(project=settings.gcp_project, database=settings.firestore_database)
+    closers.append(client.close)
+    pool = _pool(settings, closers, max_size=2)
+    schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
+    return OperatorActions(
+        broker_account_id=settings.broker_account_id,
+        latches=PostgresLatches(pool, timeout_s=settings.io_timeout_s, schema=schema),
+        actions=FirestoreOperatorLog(client, timeout_s=settings.io_timeout_s),
+        clock=SystemClock(),
+    )
 
 
 def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> FillSync | None:
@@ -313,5 +382,6 @@ def _postgres_risk_book(settings: Settings, closers: list[Callable[[], None]]) -
         pool,
         timeout_s=settings.io_timeout_s,
         position_skew_s=settings.position_skew_s,
+        repeat_window_s=settings.repeat_limit.within_s if settings.repeat_limit else 60,
         schema=schema,
     )

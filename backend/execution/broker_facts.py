@@ -9,7 +9,7 @@ kill switch only ever see these.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
@@ -49,6 +49,19 @@ class MarketClock:
         the bell instead of up to a cache lifetime late.
         """
         return now < self.next_close and (self.is_open or now >= self.next_open)
+
+
+@dataclass(frozen=True)
+class TradingSession:
+    """One trading day from Alpaca's calendar, extended hours included (New York times as
+    instants): pre-market from ``session_open``, after-hours until ``session_close``."""
+
+    day: date
+    session_open: datetime
+    session_close: datetime
+
+    def contains(self, now: datetime) -> bool:
+        return self.session_open <= now < self.session_close
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,24 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from backend.execution import exposure, freshness, gate, outcomes, risk
+from backend.execution import freshness, gate, outcomes, risk
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.adoption import order_differences
 from backend.execution.agent_state import AgentInputs, AgentStateTracker
 from backend.execution.broker_facts import BrokerAccount
 from backend.execution.clock import Clock, SystemClock, trading_date
+from backend.execution.context_reader import (
+    FactSources,
+    book_context,
+    read_order_context,
+    reduce_only_source,
+)
+from backend.execution.controls.book_rules import trips_latch
+from backend.execution.controls.context import ControlContext, OrderContext, Stage
+from backend.execution.controls.table import CONTROLS, run_stage
 from backend.execution.decision_log import log_decision
 from backend.execution.decisions import (
     CheckResult,
@@ -49,7 +58,6 @@ from backend.execution.ports import (
     KillSwitchSource,
     RiskBook,
 )
-from backend.execution.risk import RiskSnapshot
 from backend.execution.settings import Settings
 from backend.execution.settlement import Settlement, settle
 from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
@@ -120,6 +128,7 @@ class ExecutionEngine:
         clock: Clock | None = None,
         agent: AgentStateTracker | None = None,
         broker_account: BrokerAccountSource | None = None,
+        facts: FactSources | None = None,
     ) -> None:
         # Imported here: the composition root imports this module to build engines.
         from backend.execution import bootstrap
@@ -137,10 +146,13 @@ class ExecutionEngine:
             heartbeat=heartbeat,
             agent=agent,
             broker_account=broker_account,
+            facts=facts,
         )
         self.broker: Broker = built.broker
         # Set when ALPACA_ACCOUNT_NUMBER asks for the keys' account to be confirmed.
         self.broker_account: BrokerAccountSource | None = built.broker_account
+        # Market data, clock, calendar and restricted list for the pre-trade controls.
+        self.facts: FactSources = built.facts
         self.ledger: IntentLedger = built.ledger
         self.risk_book: RiskBook = built.risk_book
         self.kill_switches: tuple[KillSwitchSource, ...] = tuple(built.kill_switches)
@@ -297,7 +309,17 @@ class ExecutionEngine:
         if not decision.allowed:  # refused before any risk I/O
             return outcomes.rejected_by_checks(intent, decision)
 
-        decision = decision.plus(self._risk_checks(intent, now, attempt))
+        day = trading_date(now)
+        order_context = read_order_context(
+            intent, now, day, self.settings, self.facts, self._reduce_only()
+        )
+        decision = decision.plus(
+            run_stage(Stage.ORDER, intent, ControlContext(order_context), self.settings)
+        )
+        if not decision.allowed:  # refused on the order itself: no Postgres round trip
+            return outcomes.rejected_by_checks(intent, decision)
+
+        decision = decision.plus(self._book_checks(intent, day, order_context, attempt))
         if not decision.allowed:
             return outcomes.rejected_by_checks(intent, decision)
 
@@ -332,50 +354,49 @@ class ExecutionEngine:
         except TransientError as exc:
             return None, str(exc)
 
-    def _risk_checks(
-        self, intent: OrderIntent, now: datetime, attempt: _Attempt
+    def _book_checks(
+        self, intent: OrderIntent, day: date, order_context: OrderContext, attempt: _Attempt
     ) -> list[CheckResult]:
-        """Runs both checks on one consistent snapshot; when routing for real and both pass,
-        reserves the daily slot and the exposure in the same locked transaction."""
-        account, day = intent.broker_account_id, trading_date(now)
+        """Runs the book's controls on one consistent snapshot; when routing for real and all
+        pass, reserves the order in the same locked transaction. A tripped repeat latch is
+        written in that transaction too."""
         reserve = not self.dry_run
         try:
             with self.risk_book.hold(intent, day, exclusive=reserve) as hold:
-                checks = self._assess(intent, day, hold.snapshot)
+                book = book_context(day, hold.snapshot, self.settings)
+                context = ControlContext(order_context, book)
+                checks = run_stage(Stage.BOOK, intent, context, self.settings)
                 if reserve and not any(check.blocks for check in checks):
                     attempt.may_hold_reservation = True
                     hold.reserve()
+                for check in checks:
+                    if trips_latch(check):
+                        hold.latch(check.detail)
             return checks
         except TransientError as exc:
-            fail_open = self.settings.risk_fail_open
-            daily_inputs = {"broker_account_id": account, "trading_date": day}
-            position_inputs = {"broker_account_id": account, "symbol": intent.symbol}
-            return [
-                risk.data_unavailable(
-                    "max_daily_trades", daily_inputs, str(exc), fail_open=fail_open
-                ),
-                risk.data_unavailable(
-                    "max_position_size", position_inputs, str(exc), fail_open=fail_open
-                ),
-            ]
+            return self._book_unreadable(intent, day, str(exc))
 
-    def _assess(self, intent: OrderIntent, day: date, snapshot: RiskSnapshot) -> list[CheckResult]:
-        skew = timedelta(seconds=self.settings.position_skew_s)
-        current = exposure.exposure(snapshot.position, snapshot.orders, skew=skew)
+    def _book_unreadable(self, intent: OrderIntent, day: date, error: str) -> list[CheckResult]:
+        """Every book control that is on refuses, fail closed, unless EXEC_RISK_FAIL_OPEN lets
+        it pass with a warning. Reduce-only never fails open: it is an operator's order."""
+        account = intent.broker_account_id
+        inputs = {"broker_account_id": account, "symbol": intent.symbol, "trading_date": day}
+        reducing = self._reduce_only() is not None
         return [
-            risk.max_daily_trades_check(
-                intent.broker_account_id, day, snapshot.trades_today, self.settings.max_daily_trades
-            ),
-            risk.max_position_check(
-                intent.broker_account_id,
-                intent.symbol,
-                intent.side,
-                intent.qty,
-                self.settings.max_position_qty,
-                position=snapshot.position,
-                current=current,
-            ),
+            risk.data_unavailable(
+                control.name,
+                inputs,
+                error,
+                fail_open=self.settings.risk_fail_open and control.name != "reduce_only",
+            )
+            for control in CONTROLS
+            if control.stage is Stage.BOOK
+            and control.is_on(self.settings)
+            and (control.name != "reduce_only" or reducing)
         ]
+
+    def _reduce_only(self) -> str | None:
+        return reduce_only_source(self.settings, [])
 
     def _route(
         self, intent: OrderIntent, decision: PreTradeDecision, attempt: _Attempt

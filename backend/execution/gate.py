@@ -21,7 +21,7 @@ def agent_mode_check(mode: AgentMode, *, dry_run: bool) -> CheckResult:
             Reason.AGENT_MODE_NOT_LIVE,
             "AGENT_MODE is HALTED: every intent is refused",
         )
-    if not dry_run and mode is not AgentMode.LIVE:
+    if not dry_run and mode not in (AgentMode.LIVE, AgentMode.REDUCING):
         return CheckResult(
             "agent_mode",
             CheckOutcome.FAILED,

@@ -42,7 +42,9 @@ def rejected_by_checks(intent: OrderIntent, decision: PreTradeDecision) -> Execu
     """Refused by a gate or risk check: the first blocking check explains it."""
     blocking = next(check for check in decision.checks if check.blocks)
     # Every retryable refusal says when to come back; a final one never invites a retry.
-    retry_after = None if is_final(decision.reason) else DEFAULT_RETRY_AFTER_S
+    retry_after = None
+    if not is_final(decision.reason):
+        retry_after = int(blocking.inputs.get("retry_after_s") or DEFAULT_RETRY_AFTER_S)
     return ExecutionResult(
         Status.REJECTED,
         intent.client_intent_id,

@@ -11,7 +11,13 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from backend.execution.broker_facts import BrokerAccount, CancelOutcome, MarketClock, ReferencePrice
+from backend.execution.broker_facts import (
+    BrokerAccount,
+    CancelOutcome,
+    MarketClock,
+    ReferencePrice,
+    TradingSession,
+)
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.idempotency import Claim, IntentRecord
 from backend.execution.intent import OrderIntent
@@ -52,6 +58,10 @@ class RiskHold(Protocol):
 
     def reserve(self) -> None:
         """Takes a daily slot and the order's exposure; committed when the hold ends."""
+        ...
+
+    def latch(self, detail: str) -> None:
+        """Halts the intent's strategy on every instance (the repeated-execution control)."""
         ...
 
 
@@ -141,3 +151,36 @@ class OrderCanceller(Protocol):
     def cancel_order(self, broker_order_id: str) -> CancelOutcome:
         """One cancel request, never retried. Every answer, even none, is an outcome."""
         ...
+
+
+class TradingCalendar(Protocol):
+    def sessions_on(self, day: date) -> tuple[TradingSession, ...]:
+        """The trading session (extended hours included) on a New York date; empty when the
+        market does not open that day. Raises RiskDataUnavailable when unreadable."""
+        ...
+
+
+class RestrictedList(Protocol):
+    def symbols(self) -> frozenset[str]:
+        """Symbols nobody may trade; raises RiskDataUnavailable when the list is unreadable."""
+        ...
+
+
+class LatchStore(Protocol):
+    """The repeated-execution latches (Postgres), as operators see them."""
+
+    def latches(
+        self, broker_account_id: str, *, include_released: bool = False
+    ) -> list[dict[str, Any]]: ...
+
+    def release(
+        self, broker_account_id: str, strategy_id: str, *, who: str, reason: str
+    ) -> dict[str, Any] | None: ...
+
+
+class OperatorLog(Protocol):
+    """Who did what, when and why: an append-only record of operator actions."""
+
+    def record(self, action: dict[str, Any]) -> str: ...
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +31,13 @@ class RiskSnapshot:
     trades_today: int
     position: PositionRow | None
     orders: tuple[BookOrder, ...] = ()
+    # Orders reserved for the account in the last 60 s, and when the oldest leaves the window.
+    orders_last_minute: int = 0
+    rate_frees_in_s: float | None = None
+    # Orders of the intent's strategy, symbol and side within the repeat window.
+    repeats_in_window: int = 0
+    # (latched_at, detail) while the intent's strategy is halted by the repeat latch.
+    latched: tuple[datetime, str] | None = None
 
 
 def data_unavailable(

@@ -28,6 +28,7 @@ from backend.execution.kill_switch import is_switch_value
 from backend.execution.vocabulary import AgentMode
 
 PAPER_HOST = "https://paper-api.alpaca.markets"
+DATA_HOST = "https://data.alpaca.markets"
 LIVE_HOST = "https://api.alpaca.markets"
 
 
@@ -56,6 +57,40 @@ def is_live_host(url: str) -> bool:
     return canonical_host(url) == canonical_host(LIVE_HOST)
 
 
+class RepeatLimit(BaseModel):
+    """N orders for one strategy, symbol and side within M seconds latch the strategy off."""
+
+    model_config = ConfigDict(frozen=True)
+
+    orders: int = Field(ge=1)
+    within_s: int = Field(ge=1, le=86400)
+
+    def __init__(self, orders: int, within_s: int) -> None:
+        super().__init__(orders=orders, within_s=within_s)
+
+    @classmethod
+    def parse(cls, text: str) -> RepeatLimit:
+        count, _, seconds = text.partition("/")
+        try:
+            return cls(int(count), int(seconds))
+        except ValueError:
+            raise ValueError(f"expected N/SECONDS such as 10/60, not {text!r}") from None
+
+    def __str__(self) -> str:
+        return f"{self.orders}/{self.within_s}"
+
+
+# Controls an operator may switch off with the value "off" (never silently: a warning is logged).
+SWITCHABLE_CONTROLS = (
+    "max_order_qty",
+    "max_order_notional",
+    "price_collar_pct",
+    "max_orders_per_minute",
+    "repeat_limit",
+)
+_SYMBOL_LISTS = ("restricted_symbols", "allowed_symbols")
+
+
 # field name -> environment variables, preferred first. A later name is an alias: a
 # deprecated one logs a warning; a compatible one (COMPATIBLE_ALIASES) is read silently.
 ENV_NAMES: dict[str, tuple[str, ...]] = {
@@ -80,6 +115,20 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "max_position_qty": ("EXEC_MAX_POSITION_QTY",),
     "position_skew_s": ("EXEC_POSITION_SKEW_S",),
     "risk_fail_open": ("EXEC_RISK_FAIL_OPEN",),
+    # Pre-trade controls (docs/RISK_CONTROLS.md); each accepts "off".
+    "max_order_qty": ("EXEC_MAX_ORDER_QTY",),
+    "max_order_notional": ("EXEC_MAX_ORDER_NOTIONAL",),
+    "price_collar_pct": ("EXEC_PRICE_COLLAR_PCT",),
+    "max_orders_per_minute": ("EXEC_MAX_ORDERS_PER_MINUTE",),
+    "repeat_limit": ("EXEC_REPEAT_LIMIT",),
+    "restricted_symbols": ("EXEC_RESTRICTED_SYMBOLS",),
+    "allowed_symbols": ("EXEC_ALLOWED_SYMBOLS",),
+    "restricted_doc": ("EXEC_RESTRICTED_DOC",),
+    "trading_hours": ("EXEC_TRADING_HOURS",),
+    "reference_price_max_age_s": ("EXEC_REFERENCE_PRICE_MAX_AGE_S",),
+    "reference_price_cache_s": ("EXEC_REFERENCE_PRICE_CACHE_S",),
+    "alpaca_data_host": ("ALPACA_DATA_HOST",),
+    "alpaca_data_feed": ("ALPACA_DATA_FEED",),
     "intent_max_age_s": ("EXEC_INTENT_MAX_AGE_S",),
     "alpaca_api_key": ("ALPACA_API_KEY",),
     "alpaca_secret_key": ("ALPACA_SECRET_KEY",),
@@ -148,6 +197,22 @@ class Settings(BaseModel):
     # uncertain inclusion in it (clock skew plus the position-sync job's read-to-write delay).
     position_skew_s: float = Field(default=10.0, ge=0, le=3600)
     risk_fail_open: bool = False
+    # -- pre-trade controls: None means switched off explicitly ("off"), with a warning --------
+    max_order_qty: Decimal | None = Field(default=Decimal(100), gt=0, allow_inf_nan=False)
+    max_order_notional: Decimal | None = Field(default=Decimal(50000), gt=0, allow_inf_nan=False)
+    price_collar_pct: Decimal | None = Field(default=Decimal(5), gt=0, allow_inf_nan=False)
+    max_orders_per_minute: int | None = Field(default=30, ge=1)
+    repeat_limit: RepeatLimit | None = Field(default_factory=lambda: RepeatLimit(10, 60))
+    restricted_symbols: frozenset[str] = frozenset()
+    # When set, only these symbols may be traded.
+    allowed_symbols: frozenset[str] | None = None
+    restricted_doc: str | None = Field(default=None, pattern=r"^[^/]+/[^/]+(/[^/]+/[^/]+)*$")
+    trading_hours: Literal["any", "regular", "extended"] = "any"
+    reference_price_max_age_s: float = Field(default=60.0, gt=0, le=86400)
+    # How long one market-data read serves later intents for the same symbol (0: every intent).
+    reference_price_cache_s: float = Field(default=1.0, ge=0, le=60)
+    alpaca_data_host: str = Field(default=DATA_HOST, pattern=r"^https?://[^/]+(:\d+)?/?$")
+    alpaca_data_feed: Literal["iex", "sip", "delayed_sip", "boats", "overnight"] = "iex"
     intent_max_age_s: float = Field(default=300.0, gt=0)
     alpaca_api_key: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None
@@ -279,6 +344,22 @@ class Settings(BaseModel):
         for upper_field in ("trading_mode", "log_level"):
             if upper_field in raw:
                 raw[upper_field] = raw[upper_field].upper()
+        for control in SWITCHABLE_CONTROLS:
+            if str(raw.get(control, "")).lower() == "off":
+                raw[control] = None
+                notices.append(f"{used_names[control][0]}=off: this pre-trade control is disabled")
+        if isinstance(raw.get("repeat_limit"), str):
+            try:
+                raw["repeat_limit"] = RepeatLimit.parse(raw["repeat_limit"])
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"invalid configuration: EXEC_REPEAT_LIMIT: {exc}"
+                ) from None
+        for listed in _SYMBOL_LISTS:
+            if listed in raw:
+                raw[listed] = symbol_list(raw[listed])
+        if "trading_hours" in raw:
+            raw["trading_hours"] = raw["trading_hours"].lower()
         raw["startup_warnings"] = tuple(notices)
         try:
             settings = cls.model_validate(raw)
@@ -305,3 +386,8 @@ def _explain(exc: ValidationError, used_names: Mapping[str, list[str]]) -> list[
             variable = names[0]
         lines.append(f"{variable}: {message}" if variable else message)
     return lines
+
+
+def symbol_list(text: str) -> frozenset[str]:
+    """Comma-separated symbols, as the intent spells them (upper case, trimmed)."""
+    return frozenset(part.strip().upper() for part in text.split(",") if part.strip())

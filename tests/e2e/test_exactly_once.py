@@ -56,6 +56,7 @@ def start_service(
                 "GOOGLE_CLOUD_PROJECT": firestore_project,
                 "EXEC_POSTGRES_DSN": pg_dsn,
                 "ALPACA_TRADING_HOST": alpaca.base_url,
+                "ALPACA_DATA_HOST": alpaca.base_url,
                 **LIVE_ENV,
                 "EXEC_BROKER_ACCOUNT_ID": current_account(),
                 "EXECUTION_HALTED_FILE": str(switch),
@@ -185,7 +186,8 @@ def test_a_process_killed_mid_submission_leaves_exactly_one_order_per_intent_aft
     start_service: Any, alpaca: AlpacaStandIn, firestore_client: Any
 ) -> None:
     doomed, survivor = two_instances(start_service)
-    bodies = [intent() for _ in range(16)]
+    # One strategy each: sixteen alike from one strategy would trip the repeat latch (10/60).
+    bodies = [intent(strategy_id=f"s{n}") for n in range(16)]
     # Every order is accepted at once but answered slowly, so the kill lands mid-submission.
     alpaca.delay_next_posts(1.0, count=len(bodies), accept_first=True)
 

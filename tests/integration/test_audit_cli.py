@@ -97,7 +97,19 @@ def gateway(
     clock = FixedClock(AT)
     kill_file = tmp_path / "EXECUTION_HALTED"
     book = PostgresRiskBook(open_pool(pg_dsn, max_size=4, timeout_s=5), timeout_s=5)
-    common: dict[str, Any] = {"gcp_project": firestore_project, "duplicate_wait_s": 0}
+    common: dict[str, Any] = {
+        "gcp_project": firestore_project,
+        "duplicate_wait_s": 0,
+        "alpaca_api_key": "key",
+        "alpaca_secret_key": "secret",
+        "alpaca_trading_host": alpaca.base_url,
+        "alpaca_data_host": alpaca.base_url,
+        # The ledger's listings are the subject: orders as large as the position limit pass the
+        # per-order caps, and many alike in a row do not latch their strategy.
+        "max_order_qty": None,
+        "max_order_notional": None,
+        "repeat_limit": None,
+    }
 
     def engine(settings: Settings, broker: Any) -> ExecutionEngine:
         return ExecutionEngine(

@@ -34,7 +34,8 @@ def engine(
     settings = Settings(
         dry_run=False, agent_mode="LIVE", alpaca_api_key="k", alpaca_secret_key="s",
         broker_account_id=current_account(),
-        alpaca_trading_host=alpaca.base_url, gcp_project=firestore_project,
+        alpaca_trading_host=alpaca.base_url, alpaca_data_host=alpaca.base_url,
+        gcp_project=firestore_project,
         postgres_dsn=pg_dsn, duplicate_wait_s=0, allow_no_kill_switch=True,
     )  # fmt: skip
     built = ExecutionEngine(settings=settings)

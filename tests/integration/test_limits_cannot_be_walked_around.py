@@ -54,10 +54,14 @@ def gateway(
         "ALPACA_API_KEY": "key",
         "ALPACA_SECRET_KEY": "secret",
         "ALPACA_TRADING_HOST": alpaca.base_url,
+        "ALPACA_DATA_HOST": alpaca.base_url,
         "EXEC_BROKER_TIMEOUT_S": "1",
         "EXEC_BROKER_ACCOUNT_ID": account,
         "EXECUTION_HALTED_FILE": str(switch),
         "EXEC_MAX_POSITION_QTY": "100",
+        # Orders here are as large as the position limit: the per-order caps are not the subject.
+        "EXEC_MAX_ORDER_QTY": "off",
+        "EXEC_MAX_ORDER_NOTIONAL": "off",
         "EXEC_DUPLICATE_WAIT_S": "0",
         "EXEC_BROKER_MIN_INTERVAL_S": "0",
     }
@@ -298,6 +302,7 @@ def test_keys_of_another_account_route_nothing_until_the_account_number_matches(
         "ALPACA_API_KEY": "key",
         "ALPACA_SECRET_KEY": "secret",
         "ALPACA_TRADING_HOST": alpaca.base_url,
+        "ALPACA_DATA_HOST": alpaca.base_url,
         "EXEC_BROKER_ACCOUNT_ID": account,
         "EXECUTION_HALTED_FILE": str(switch),
         "ALPACA_ACCOUNT_NUMBER": "PA-EXPECTED",

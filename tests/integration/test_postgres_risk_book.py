@@ -211,8 +211,8 @@ def test_the_hold_serialises_checks_for_the_same_account(
         conn.execute("SET lock_timeout = '200ms'")
         with pytest.raises(psycopg.errors.LockNotAvailable):
             conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended('exec-day:' || %s || ':' || %s, 0))",
-                (account, DAY.isoformat()),
+                "SELECT pg_advisory_xact_lock(hashtextextended('exec-acct:' || %s, 0))",
+                (account,),
             )
     release.set()
     holder.join()

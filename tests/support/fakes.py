@@ -15,6 +15,7 @@ from typing import cast
 
 from backend.execution.adapters.alpaca_broker import order_payload
 from backend.execution.agent_state import AgentStateTracker
+from backend.execution.broker_facts import ReferencePrice
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.errors import BrokerUnavailable
 from backend.execution.exposure import BookOrder, PositionRow
@@ -248,3 +249,21 @@ __all__ = [
     "StaticKillSwitch",
     "tracker",
 ]
+
+
+class FixedPrices:
+    """Reference prices that are always fresh (their time is the caller's clock)."""
+
+    def __init__(self, prices: dict[str, Decimal], at: datetime | None = None) -> None:
+        self.prices = prices
+        self.at = at
+        self.reads = 0
+
+    def reference_price(self, symbol: str) -> ReferencePrice:
+        self.reads += 1
+        if symbol not in self.prices:
+            from backend.execution.errors import RiskDataUnavailable
+
+            raise RiskDataUnavailable(f"no trade for {symbol}")
+        at = self.at or datetime.now(UTC)
+        return ReferencePrice(symbol, self.prices[symbol], at, "trade", "iex")

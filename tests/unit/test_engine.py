@@ -12,6 +12,7 @@ import pytest
 
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.clock import FixedClock
+from backend.execution.context_reader import FactSources
 from backend.execution.decisions import ExecutionResult
 from backend.execution.engine import ExecutionEngine, IntentContext, OrderIntent
 from backend.execution.errors import (
@@ -27,6 +28,7 @@ from backend.execution.kill_switch import KillSwitchReading, parse_switch_value
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
 from tests.support.fakes import (
+    FixedPrices,
     InMemoryLedger,
     InMemoryRiskBook,
     RecordingBroker,
@@ -54,6 +56,7 @@ def make_engine(
     ledger: InMemoryLedger | None = None,
     book: InMemoryRiskBook | None = None,
     heartbeat: Any = None,
+    facts: FactSources | None = None,
     **overrides: Any,
 ) -> ExecutionEngine:
     values: dict[str, Any] = {
@@ -70,6 +73,7 @@ def make_engine(
     settings = Settings(**(values | overrides))
     return ExecutionEngine(
         broker=broker or (RecordingBroker() if live else DryRunBroker()),
+        facts=facts or FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")})),
         settings=settings,
         ledger=ledger or InMemoryLedger(),
         risk_book=book or InMemoryRiskBook(),
@@ -223,7 +227,7 @@ def test_a_sell_that_reduces_a_long_position_is_allowed() -> None:
 
 
 def test_a_sell_that_opens_too_large_a_short_is_refused() -> None:
-    result = make_engine().execute_intent(intent(side="sell", qty="100.5"))
+    result = make_engine(max_order_qty=None).execute_intent(intent(side="sell", qty="100.5"))
     assert result.reason is Reason.MAX_POSITION_SIZE_EXCEEDED
 
 

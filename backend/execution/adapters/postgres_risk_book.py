@@ -30,9 +30,12 @@ from backend.execution.fills import FINAL_STATUSES
 from backend.execution.intent import OrderIntent, Side
 from backend.execution.risk import RiskSnapshot
 
-# Lock order is fixed (day, then symbol) so two transactions can never wait on each other.
+# Lock order is fixed (account, then symbol) so two transactions can never wait on each other.
+# The account lock serialises every check that counts per account (the daily cap, the order
+# rate, a latch); the symbol lock every check on exposure. Windows that cross New York midnight
+# stay exact because the account lock does not depend on the day.
 _LOCK = """
-SELECT pg_advisory_xact_lock(hashtextextended('exec-day:' || %(account)s || ':' || %(day)s, 0)),
+SELECT pg_advisory_xact_lock(hashtextextended('exec-acct:' || %(account)s, 0)),
        pg_advisory_xact_lock(hashtextextended('exec-sym:' || %(account)s || ':' || %(symbol)s, 0))
 """
 
@@ -70,7 +73,30 @@ SELECT
         'older', (SELECT json_build_array(sum(f.qty)::text, max(f.transaction_time))
                   FROM public.execution_fills f, horizon h
                   WHERE f.client_intent_id = o.client_intent_id AND f.transaction_time <= h.t)
-    )), '[]'::json) FROM orders o)
+    )), '[]'::json) FROM orders o),
+    (SELECT json_build_array(count(*),
+                             extract(epoch FROM min(reserved_at) + interval '60 s' - now()))
+     FROM public.execution_orders
+     WHERE broker_account_id = %(account)s AND reserved_at > now() - interval '60 s'
+       AND client_intent_id <> %(intent)s),
+    (SELECT count(*) FROM public.execution_orders
+     WHERE broker_account_id = %(account)s AND strategy_id = %(strategy)s
+       AND symbol = %(symbol)s AND side = %(side)s AND state <> 'released'
+       AND reserved_at > now() - make_interval(secs => %(repeat_s)s)
+       AND client_intent_id <> %(intent)s),
+    (SELECT json_build_array(latched_at, latch_detail) FROM public.execution_strategy_latches
+     WHERE broker_account_id = %(account)s AND strategy_id = %(strategy)s
+       AND released_at IS NULL)
+"""
+
+# The repeated-execution control tripped: the strategy is halted on every instance until an
+# operator lifts it. Committed with the check's transaction.
+_LATCH = """
+INSERT INTO public.execution_strategy_latches (broker_account_id, strategy_id, latch_detail)
+VALUES (%(account)s, %(strategy)s, %(detail)s)
+ON CONFLICT (broker_account_id, strategy_id) DO UPDATE SET
+    latched_at = now(), latch_detail = EXCLUDED.latch_detail,
+    released_at = NULL, released_by = NULL, release_reason = NULL
 """
 
 _ORDER_COLUMNS = """
@@ -128,6 +154,11 @@ class _Hold:
         self._conn.execute(_RESERVE, self._params)
         self.reserved = True
 
+    def latch(self, detail: str) -> None:
+        """Halts the intent's strategy (a shared hold, in dry-run, writes nothing)."""
+        if self._conn is not None:
+            self._conn.execute(_LATCH, self._params | {"detail": detail})
+
 
 class PostgresRiskBook:
     def __init__(
@@ -136,11 +167,13 @@ class PostgresRiskBook:
         *,
         timeout_s: float,
         position_skew_s: float = 10.0,
+        repeat_window_s: int = 60,
         schema: SchemaGuard | None = None,
     ) -> None:
         self._pool = pool
         self._timeout = timeout_s
         self._skew = position_skew_s
+        self._repeat_window_s = repeat_window_s
         self._schema = schema or SchemaGuard(pool, migrate=True, timeout_s=timeout_s)
 
     @contextmanager
@@ -148,7 +181,7 @@ class PostgresRiskBook:
         """Two round trips when exclusive (BEGIN + locks + snapshot, then reserve + COMMIT, each
         pipelined into one flight); one when not (a lone snapshot in autocommit)."""
         self._schema.ensure()
-        params = _params(intent, on) | {"skew": self._skew}
+        params = _params(intent, on) | {"skew": self._skew, "repeat_s": self._repeat_window_s}
         try:
             with self._pool.connection(timeout=self._timeout) as conn:
                 if not exclusive:
@@ -222,16 +255,22 @@ def _params(intent: OrderIntent, on: date) -> dict[str, object]:
 
 def _snapshot(row: tuple[object, ...] | None) -> RiskSnapshot:
     assert row is not None  # a SELECT without FROM always yields one row
-    trades, qty, as_of, orders = row
+    trades, qty, as_of, orders, rate, repeats, latch = row
     position = (
         PositionRow(Decimal(str(qty)), as_of)
         if qty is not None and isinstance(as_of, datetime)
         else None
     )
+    recent, frees_in = _json_list(rate) if rate is not None else [0, None]
+    latched = _json_list(latch) if latch is not None else None
     return RiskSnapshot(
         trades_today=int(str(trades)),
         position=position,
         orders=tuple(_book_order(item) for item in _json_list(orders)),
+        orders_last_minute=int(recent or 0),
+        rate_frees_in_s=float(frees_in) if frees_in is not None else None,
+        repeats_in_window=int(str(repeats)),
+        latched=(_time(latched[0]), str(latched[1])) if latched else None,
     )
 
 
@@ -250,7 +289,7 @@ def _book_order(item: dict[str, Any]) -> BookOrder:
     )
 
 
-def _json_list(value: object) -> list[dict[str, Any]]:
+def _json_list(value: object) -> list[Any]:
     parsed = json.loads(value) if isinstance(value, str | bytes) else value
     return list(parsed) if isinstance(parsed, list) else []
 
