@@ -252,9 +252,13 @@ def test_live_routing_without_an_operator_kill_switch_refuses_to_start(
 
 
 def test_database_url_and_firebase_project_id_are_enough_to_start_and_serve(
-    firestore_emulator: str, firestore_project: str, pg_dsn: str, firestore_client: Any
+    firestore_emulator: str,
+    firestore_project: str,
+    pg_dsn: str,
+    firestore_client: Any,
+    alpaca: AlpacaStandIn,
 ) -> None:
-    env = {"DATABASE_URL": pg_dsn, "FIREBASE_PROJECT_ID": firestore_project}
+    env = standin_env(alpaca) | {"DATABASE_URL": pg_dsn, "FIREBASE_PROJECT_ID": firestore_project}
     app = create_app(Settings.from_env(env))
     try:
         body = intent()
@@ -374,12 +378,14 @@ def test_broker_keys_that_stop_working_are_a_retryable_503_not_a_final_refusal(
     make_client: AppFactory, alpaca: AlpacaStandIn
 ) -> None:
     client, body = make_client(live=True), intent()
-    alpaca.required_key_id = "a-rotated-key"  # Alpaca now answers 401 to our keys
+    alpaca.fail_next_posts(401, count=2)  # Alpaca answers 401 to our keys (rotated, revoked)
     refused = client.post("/execute", json=body)
     assert refused.status_code == 503 and refused.headers["Retry-After"]
     assert refused.get_json()["reason"] == "broker_auth_failed"
-    assert push(client, body).status_code == 503  # nacked, so not lost
-    alpaca.required_key_id = None  # the keys work again
+    pushed = push(client, body)
+    assert pushed.status_code == 503  # nacked, so not lost
+    assert pushed.get_json()["reason"] == "broker_auth_failed"
+    # the keys work again
     assert client.post("/execute", json=body).get_json()["status"] == "submitted"
     assert len(alpaca.orders()) == 1
 
