@@ -338,8 +338,14 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
         FirestoreFillStore(client, timeout_s=settings.io_timeout_s),
         PostgresSyncLock(pool, timeout_s=settings.io_timeout_s),
         SystemClock(),
-        book=PostgresOrderBook(pool, timeout_s=settings.io_timeout_s, schema=schema),
+        book=PostgresOrderBook(
+            pool,
+            timeout_s=settings.io_timeout_s,
+            schema=schema,
+            broker_account_id=settings.broker_account_id,
+        ),
         # After its lease, the attempt that reserved a row can no longer start a broker call.
+        sweep_book=settings.broker_account_id is not None,
         reservation_grace_s=settings.claim_lease_s + 2 * settings.broker_timeout_s,
         budget_s=settings.sync_budget_s,
         overlap_s=settings.sync_overlap_s,

@@ -121,6 +121,7 @@ class FillSync:
         budget_s: float,
         overlap_s: float,
         book: Any = None,
+        sweep_book: bool = True,
         reservation_grace_s: float = 120.0,
         page_size: int = 500,
         fills_page_size: int = 100,
@@ -132,6 +133,8 @@ class FillSync:
         self._store = store
         # The Postgres order book (BookUpdates and BookSweep); None only in tests of the ledger.
         self._book = book
+        # Only a deployment bound to one account sweeps: the book may hold other accounts.
+        self._sweeps = sweep_book
         # A reservation older than this can no longer be sent by the attempt that made it.
         self._grace = timedelta(seconds=reservation_grace_s)
         self._lock = lock
@@ -304,7 +307,7 @@ class FillSync:
         listing's window (rows carried over from an earlier version, say) are read one by one;
         a reservation whose attempt is over and whose order the broker does not have is
         released. Anything that cannot be read stays as it is (counted: fail closed)."""
-        if self._book is None:
+        if self._book is None or not self._sweeps:
             return
         for row in self._book.open_rows():
             if row.updated_at >= started:

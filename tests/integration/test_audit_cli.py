@@ -156,7 +156,9 @@ def sync_fills(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Ite
             FirestoreFillStore(firestore_client, timeout_s=5, state_path=state_path),
             PostgresSyncLock(pool, timeout_s=5),
             SystemClock(),
+            # Several accounts here, as several deployments sharing one database: no sweep.
             book=PostgresOrderBook(pool, timeout_s=5),
+            sweep_book=False,
             budget_s=20,
             overlap_s=300,
             min_call_interval_s=0,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from backend.execution.clock import TRADING_TIMEZONE
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
 from tests.conftest import current_account, intent_body, standin_env, unique
@@ -208,3 +209,18 @@ def test_reduce_only_mode_lets_an_exit_through_and_refuses_an_entry(
     assert send(client, side="sell", qty="30").status_code == 200
     assert refused(send(client, side="sell", qty="1")) == (409, "reduce_only")  # 30 working
     assert alpaca.post_count() == 1
+
+
+def test_extended_hours_follow_the_brokers_calendar_for_today(
+    gateway: Build, alpaca: AlpacaStandIn
+) -> None:
+    today = datetime.now(TRADING_TIMEZONE)
+    minute = today.hour * 60 + today.minute
+    inside = (f"{max(0, minute - 60) // 60:02d}{max(0, minute - 60) % 60:02d}", "2359")
+    alpaca.set_clock(is_open=False)  # the regular session is closed: only extended hours count
+    alpaca.set_calendar(today.date().isoformat(), inside)
+    assert send(gateway(EXEC_TRADING_HOURS="extended")).status_code == 200
+    alpaca.set_calendar(today.date().isoformat(), None)  # a holiday
+    response = send(gateway(EXEC_TRADING_HOURS="extended"))
+    assert refused(response) == (409, "market_closed")
+    assert response.get_json()["message"] == "the market does not open today"

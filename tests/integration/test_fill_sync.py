@@ -53,7 +53,7 @@ def make_sync(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Iter
             "budget_s": 20,
             "overlap_s": 300,
             "min_call_interval_s": 0,
-            "book": PostgresOrderBook(pool, timeout_s=2),
+            "book": PostgresOrderBook(pool, timeout_s=2, broker_account_id=current_account()),
             "reservation_grace_s": 60,
         }
         history = overrides.pop("history", None) or AlpacaReader("k", "s", alpaca.base_url)

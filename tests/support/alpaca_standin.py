@@ -50,7 +50,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -149,7 +149,7 @@ def route_of(method: str, path: str) -> str | None:
     """The fault-injection route a request belongs to; None for requests that take no faults."""
     if path.startswith("/v2/stocks/"):
         return "data"
-    if path in ("/v2/clock", "/v2/account") and method == "GET":
+    if path in ("/v2/clock", "/v2/account", "/v2/calendar") and method == "GET":
         return path.removeprefix("/v2/")
     if method == "DELETE" and (path == "/v2/orders" or path.startswith("/v2/orders/")):
         return "cancel"
@@ -383,6 +383,32 @@ class AlpacaStandIn:
                 record["t"] = format_ts(self._now())
             return record
 
+    def set_calendar(self, day: str, session: tuple[str, str] | None) -> None:
+        """Override one day of /v2/calendar: (session_open, session_close) as "HHMM" New York
+        times, or None for a day the market does not open. Other weekdays open 04:00-20:00
+        (regular 09:30-16:00); weekends never."""
+        with self._lock:
+            self._calendar_days[day] = session
+
+    def _calendar(self, query: dict[str, str]) -> list[dict]:
+        """GET /v2/calendar?start=YYYY-MM-DD&end=YYYY-MM-DD, Alpaca's shape."""
+        try:
+            start = date.fromisoformat(query["start"])
+            end = date.fromisoformat(query.get("end", query["start"]))
+        except (KeyError, ValueError):
+            raise ApiError(422, "start and end must be dates (YYYY-MM-DD)") from None
+        days, day = [], start
+        with self._lock:
+            while day <= end:
+                default = None if day.weekday() >= 5 else ("0400", "2000")
+                session = self._calendar_days.get(day.isoformat(), default)
+                if session is not None:
+                    days.append({"date": day.isoformat(), "open": "09:30", "close": "16:00",
+                                 "session_open": session[0], "session_close": session[1],
+                                 "settlement_date": (day + timedelta(days=2)).isoformat()})  # fmt: skip
+                day += timedelta(days=1)
+        return days
+
     def set_clock(
         self,
         *,
@@ -490,6 +516,7 @@ class AlpacaStandIn:
             self._requests: list[tuple[str, str]] = []
             self._post_count = self._last_ns = self._trade_id = self._fill_seq = 0
             self._trades: dict[str, dict] = {}
+            self._calendar_days: dict[str, tuple[str, str] | None] = {}
             self._quotes: dict[str, dict] = {}
             self._live: set[tuple[str, str]] = set()  # (kind, symbol) stamped at each answer
             self._clock: dict[str, Any] = {"is_open": True}
@@ -754,6 +781,8 @@ class _Handler(BaseHTTPRequestHandler):
             return s._market_data(path, query)
         if path == "/v2/clock":
             return s._clock_now()
+        if path == "/v2/calendar":
+            return s._calendar(query)
         with s._lock:
             if path == "/v2/account":
                 return dict(s._account)

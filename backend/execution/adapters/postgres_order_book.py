@@ -36,6 +36,7 @@ UPDATE public.execution_orders SET
 WHERE client_intent_id = %(client_order_id)s
   AND (broker_order_id IS NULL OR broker_order_id = %(order_id)s)
   AND symbol = %(symbol)s AND side = %(side)s AND qty = %(qty)s
+  AND (%(account)s::text IS NULL OR broker_account_id = %(account)s)
 RETURNING client_intent_id
 """
 
@@ -47,6 +48,7 @@ WITH fill AS (
         (activity_id, client_intent_id, broker_order_id, qty, price, transaction_time)
     SELECT %(activity_id)s, o.client_intent_id, %(order_id)s, %(qty)s, %(price)s, %(at)s
     FROM public.execution_orders o WHERE o.broker_order_id = %(order_id)s
+      AND (%(account)s::text IS NULL OR o.broker_account_id = %(account)s)
     ON CONFLICT (activity_id) DO NOTHING
     RETURNING client_intent_id, qty, transaction_time
 )
@@ -74,15 +76,25 @@ WHERE client_intent_id = %(intent)s AND state = 'reserved' AND reserved_at = %(r
 
 class PostgresOrderBook:
     def __init__(
-        self, pool: ConnectionPool, *, timeout_s: float, schema: SchemaGuard | None = None
+        self,
+        pool: ConnectionPool,
+        *,
+        timeout_s: float,
+        schema: SchemaGuard | None = None,
+        broker_account_id: str | None = None,
     ) -> None:
+        # The deployment's bound account: several deployments may share one database, and the
+        # fill sync of one account must never touch another's rows.
+        self._account = broker_account_id
         self._pool = pool
         self._timeout = timeout_s
         self._schema = schema or SchemaGuard(pool, migrate=True, timeout_s=timeout_s)
 
     def apply_orders(self, orders: Iterable[Mapping[str, Any]]) -> set[str]:
         """Applies broker order snapshots; returns the client_order_ids of rows they updated."""
-        params = [p for p in map(_order_params, orders) if p is not None]
+        params = [
+            p | {"account": self._account} for p in map(_order_params, orders) if p is not None
+        ]
         if not params:
             return set()
         updated: set[str] = set()
@@ -100,7 +112,9 @@ class PostgresOrderBook:
 
     def apply_fills(self, activities: Iterable[Mapping[str, Any]]) -> int:
         """Records FILL activities of the book's orders; returns how many were new."""
-        params = [p for p in map(_fill_params, activities) if p is not None]
+        params = [
+            p | {"account": self._account} for p in map(_fill_params, activities) if p is not None
+        ]
         if not params:
             return 0
         added = 0
@@ -118,7 +132,9 @@ class PostgresOrderBook:
         return added
 
     def open_rows(self, broker_account_id: str | None = None) -> list[BookRow]:
-        """Rows still reserved or working, oldest first (all accounts when none is given)."""
+        """Rows still reserved or working, oldest first: of the given account, else of the
+        bound one, else (an unbound auditor's read) of every account."""
+        broker_account_id = broker_account_id or self._account
         where = "state IN ('reserved', 'working')"
         if broker_account_id:
             where += " AND broker_account_id = %(account)s"
