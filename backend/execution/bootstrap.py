@@ -88,7 +88,9 @@ def build_missing(
     if risk_book is None:
         risk_book = _postgres_risk_book(settings, closers)
     if kill_switches is None:
-        kill_switches = build_kill_switches(settings, firestore_client)
+        kill_switches = build_kill_switches(
+            settings, firestore_client, routes_to_broker=not dry_run
+        )
     if heartbeat is None and settings.heartbeat_doc:
         from backend.execution.adapters.firestore_documents import (
             CachedDocument,
@@ -191,28 +193,49 @@ def build_broker(settings: Settings, *, dry_run: bool) -> Broker:
 
 
 def build_kill_switches(
-    settings: Settings, firestore_client: Callable[[], Any]
+    settings: Settings, firestore_client: Callable[[], Any], *, routes_to_broker: bool = False
 ) -> list[KillSwitchSource]:
+    """One source per configured kill-switch variable, aliases included: any one on halts.
+
+    Routing real orders needs a switch an operator can flip without a restart (a file or a
+    Firestore document); without one, start-up is refused unless EXEC_ALLOW_NO_KILL_SWITCH
+    says so, and then it is logged as a warning.
+    """
     from backend.execution.adapters.local_kill_switches import EnvKillSwitch, FileKillSwitch
 
-    sources: list[KillSwitchSource] = []
-    if settings.halted_env is not None:
-        sources.append(EnvKillSwitch("EXECUTION_HALTED", settings.halted_env))
-    if settings.halted_file is not None:
-        sources.append(FileKillSwitch(settings.halted_file))
-    if settings.halted_doc is not None:
+    if routes_to_broker and not settings.has_operator_kill_switch:
+        if not settings.allow_no_kill_switch:
+            raise ConfigurationError(
+                "live routing (EXEC_DRY_RUN=false) needs a kill switch that can be flipped while "
+                "the service runs: set EXECUTION_HALTED_FILE or EXECUTION_HALTED_DOC, or set "
+                "EXEC_ALLOW_NO_KILL_SWITCH=true to route without one"
+            )
+        log.warning(
+            "routing real orders with no file or Firestore kill switch "
+            "(EXEC_ALLOW_NO_KILL_SWITCH=true): halting then needs a restart",
+            extra={"event": "config.warning"},
+        )
+    sources: list[KillSwitchSource] = [
+        EnvKillSwitch(name, value) for name, value in settings.halted_env
+    ]
+    sources += [FileKillSwitch(path) for path in settings.halted_file]
+    if settings.halted_doc:
         from backend.execution.adapters.firestore_documents import (
             CachedDocument,
             FirestoreKillSwitch,
         )
 
-        document = CachedDocument(
-            firestore_client(),
-            settings.halted_doc,
-            ttl_s=settings.halted_doc_ttl_s,
-            timeout_s=settings.io_timeout_s,
-        )
-        sources.append(FirestoreKillSwitch(document))
+        sources += [
+            FirestoreKillSwitch(
+                CachedDocument(
+                    firestore_client(),
+                    path,
+                    ttl_s=settings.halted_doc_ttl_s,
+                    timeout_s=settings.io_timeout_s,
+                )
+            )
+            for path in settings.halted_doc
+        ]
     return sources
 
 

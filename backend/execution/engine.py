@@ -39,6 +39,7 @@ from backend.execution.decisions import (
     check_from_dict,
 )
 from backend.execution.errors import (
+    BrokerAuthFailed,
     BrokerRejected,
     BrokerUnavailable,
     ConfigurationError,
@@ -441,6 +442,8 @@ class ExecutionEngine:
                 decision,
                 retry_after_s=None,
             )
+        except BrokerAuthFailed as exc:  # nothing was placed; retryable once the keys work
+            return outcomes.refused(intent, Reason.BROKER_AUTH_FAILED, str(exc), decision)
         except BrokerUnavailable as exc:
             attempt.order_may_exist = exc.outcome_unknown
             return outcomes.refused(intent, Reason.BROKER_UNAVAILABLE, str(exc), decision)
@@ -564,7 +567,8 @@ class ExecutionEngine:
 
     def _unexpected(self, intent: OrderIntent, exc: Exception, now: datetime) -> ExecutionResult:
         log.exception("unexpected error while executing intent %s", intent.client_intent_id)
-        self.agent.record_unexpected_error(now, type(exc).__name__)
+        # Tied to the intent: one intent failing alone (its own data, perhaps) is no ERROR.
+        self.agent.record_unexpected_error(now, type(exc).__name__, intent.client_intent_id)
         return outcomes.internal_error(intent, exc, int(self.settings.error_backoff_base_s) + 1)
 
     def _read_heartbeat(self) -> tuple[datetime | None, str | None]:

@@ -98,7 +98,12 @@ class BrokerHistory(Protocol):
     def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
 
     def list_fills(
-        self, *, after: datetime | None, until: datetime | None = None, page_size: int = 100
+        self,
+        *,
+        after: datetime | None,
+        page_token: str | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
     ) -> list[dict[str, Any]]: ...
 
 

@@ -20,6 +20,7 @@ from backend.execution.adapters.postgres_pool import open_pool
 from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
 from backend.execution.clock import SystemClock
 from backend.execution.engine import ExecutionEngine, OrderIntent
+from backend.execution.errors import BrokerUnavailable
 from backend.execution.fill_sync import FillSync
 from backend.execution.settings import Settings
 from tests.conftest import current_account, unique
@@ -35,7 +36,7 @@ def engine(
         broker_account_id=current_account(),
         alpaca_trading_host=alpaca.base_url, alpaca_data_host=alpaca.base_url,
         gcp_project=firestore_project,
-        postgres_dsn=pg_dsn, duplicate_wait_s=0,
+        postgres_dsn=pg_dsn, duplicate_wait_s=0, allow_no_kill_switch=True,
     )  # fmt: skip
     built = ExecutionEngine(settings=settings)
     yield built
@@ -147,7 +148,9 @@ class StaleHistory:
     def get_order(self, broker_order_id: str) -> dict[str, Any] | None:
         return None
 
-    def list_fills(self, *, after: Any, until: Any = None, page_size: int = 100) -> list[Any]:
+    def list_fills(
+        self, *, after: Any, page_token: Any = None, until: Any = None, page_size: int = 100
+    ) -> list[Any]:
         return self.fills
 
 
@@ -187,6 +190,56 @@ def test_a_sync_cut_short_by_its_budget_finishes_on_the_next_call(
     assert rest.fills_added == 5
     for order_id in order_ids:
         assert ledger(firestore_client, order_id)["status"] == "filled"
+
+
+def test_fills_sharing_one_transaction_time_across_a_page_boundary_are_all_recorded(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    order_id = place(engine, qty="7")
+    alpaca.fill_at_once(order_id, ["1"] * 7, price="10")  # seven fills, one transaction_time
+
+    report = make_sync(fills_page_size=3).run()
+
+    assert (report.status, report.fills_seen, report.fills_added) == ("complete", 7, 7)
+    assert len(ledger(firestore_client, order_id)["raw_fills"]) == 7
+    assert report.cursor["fills_resume_after_id"] is None  # the pass is complete
+
+
+class FailingFillPage:
+    """Alpaca's real history, except that one listing of fills fails (a 5xx, a timeout)."""
+
+    def __init__(self, reader: AlpacaReader, fail_on_call: int) -> None:
+        self.reader, self.fail_on_call = reader, fail_on_call
+        self.fill_listings: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:  # every other read goes to Alpaca as is
+        return getattr(self.reader, name)
+
+    def list_fills(self, **kwargs: Any) -> list[dict[str, Any]]:
+        self.fill_listings.append(kwargs)
+        if len(self.fill_listings) == self.fail_on_call:
+            raise BrokerUnavailable("HTTP 503 while listing fills", outcome_unknown=False)
+        return self.reader.list_fills(**kwargs)
+
+
+def test_a_fills_pass_stopped_inside_a_group_of_one_timestamp_resumes_after_the_last_fill_read(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    order_id = place(engine, qty="7")
+    alpaca.fill_at_once(order_id, ["1"] * 7, price="10")
+    reader = AlpacaReader("k", "s", alpaca.base_url)
+    flaky = FailingFillPage(reader, fail_on_call=2)
+
+    stopped = make_sync(history=flaky, fills_page_size=3).run()
+    assert (stopped.status, stopped.fills_added) == ("failed", 3)
+    third_fill = sorted(ledger(firestore_client, order_id)["raw_fills"])[-1]
+    assert stopped.cursor["fills_resume_after_id"] == third_fill
+
+    resumed = FailingFillPage(reader, fail_on_call=0)
+    rest = make_sync(history=resumed, fills_page_size=3).run()
+    assert (rest.status, rest.fills_seen, rest.fills_added) == ("complete", 4, 4)
+    assert resumed.fill_listings[0]["page_token"] == third_fill  # by id, not by time
+    assert len(ledger(firestore_client, order_id)["raw_fills"]) == 7
 
 
 def test_an_order_missing_from_the_ledger_is_adopted_from_its_decision_record(
