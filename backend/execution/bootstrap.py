@@ -284,15 +284,20 @@ def build_service(settings: Settings) -> ServiceParts:
 
     closers: list[Callable[[], None]] = []
     engine = ExecutionEngine(settings=settings)
-    operator = build_operator(settings, closers)
+    operator = build_operator(settings, closers, engine)
     return ServiceParts(engine, build_fill_sync(settings, closers), operator, closers)
 
 
-def build_operator(settings: Settings, closers: list[Callable[[], None]]) -> OperatorActions:
+def build_operator(
+    settings: Settings, closers: list[Callable[[], None]], engine: ExecutionEngine
+) -> OperatorActions:
     from google.cloud import firestore
 
+    from backend.execution.adapters.firestore_documents import FirestoreKillSwitch
+    from backend.execution.adapters.firestore_kill_switch_writer import FirestoreKillSwitchWriter
     from backend.execution.adapters.firestore_operator_log import FirestoreOperatorLog
     from backend.execution.adapters.postgres_latches import PostgresLatches
+    from backend.execution.adapters.postgres_order_book import PostgresOrderBook
     from backend.execution.adapters.postgres_schema import SchemaGuard
     from backend.execution.clock import SystemClock
 
@@ -300,11 +305,37 @@ def build_operator(settings: Settings, closers: list[Callable[[], None]]) -> Ope
     closers.append(client.close)
     pool = _pool(settings, closers, max_size=2)
     schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
+    writer = None
+    if settings.halted_doc:
+        path = settings.halted_doc[0]
+
+        def read_fresh() -> None:  # this instance sees its own halt at once
+            for source in engine.kill_switches:
+                if isinstance(source, FirestoreKillSwitch) and source.source == f"firestore:{path}":
+                    source.invalidate()
+
+        writer = FirestoreKillSwitchWriter(
+            client, path, timeout_s=settings.io_timeout_s, on_written=read_fresh
+        )
+    broker: Any = engine.broker
     return OperatorActions(
         broker_account_id=settings.broker_account_id,
         latches=PostgresLatches(pool, timeout_s=settings.io_timeout_s, schema=schema),
         actions=FirestoreOperatorLog(client, timeout_s=settings.io_timeout_s),
         clock=SystemClock(),
+        kill_switch=writer,
+        working_orders=PostgresOrderBook(
+            pool,
+            timeout_s=settings.io_timeout_s,
+            schema=schema,
+            broker_account_id=settings.broker_account_id,
+        ),
+        # Dry-run has no broker to cancel with (and never reserves, so no working orders).
+        canceller=None if engine.broker.simulated else broker,
+        # Every instance re-reads the document within its TTL: cancels start after that.
+        propagation_s=settings.halted_doc_ttl_s + 0.5,
+        # An order already past the gate reaches the broker within one submit's timeouts.
+        in_flight_wait_s=2 * settings.broker_timeout_s + 1,
     )
 
 

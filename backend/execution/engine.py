@@ -312,14 +312,16 @@ class ExecutionEngine:
         if not decision.allowed:
             return outcomes.rejected_by_checks(intent, decision)
 
-        decision = decision.plus(self._gate_checks())
+        gate_checks, gate_seen = self._gate_checks()
+        decision = decision.plus(gate_checks)
         if not decision.allowed:  # refused before any risk I/O
             return outcomes.rejected_by_checks(intent, decision)
 
         day = trading_date(now)
-        order_context = read_order_context(
-            intent, now, day, self.settings, self.facts, self._reduce_only()
+        reduce_only = reduce_only_source(
+            self.settings, [r.source for r in gate_seen.kill_switch if r.reduce_only]
         )
+        order_context = read_order_context(intent, now, day, self.settings, self.facts, reduce_only)
         decision = decision.plus(
             run_stage(Stage.ORDER, intent, ControlContext(order_context), self.settings)
         )
@@ -332,7 +334,7 @@ class ExecutionEngine:
 
         return self._route(intent, decision, attempt)
 
-    def _gate_checks(self) -> list[CheckResult]:
+    def _gate_checks(self) -> tuple[list[CheckResult], GateSnapshot]:
         snapshot = self.gate_snapshot()
         checks = [
             kill_switch_check(snapshot.kill_switch),
@@ -343,7 +345,7 @@ class ExecutionEngine:
         ]
         if not any(check.blocks for check in checks):
             checks.extend(self._account_checks())
-        return checks
+        return checks, snapshot
 
     def _account_checks(self) -> list[CheckResult]:
         expected = self.settings.alpaca_account_number
@@ -381,14 +383,16 @@ class ExecutionEngine:
                         hold.latch(check.detail)
             return checks
         except TransientError as exc:
-            return self._book_unreadable(intent, day, str(exc))
+            return self._book_unreadable(intent, day, order_context, str(exc))
 
-    def _book_unreadable(self, intent: OrderIntent, day: date, error: str) -> list[CheckResult]:
+    def _book_unreadable(
+        self, intent: OrderIntent, day: date, order_context: OrderContext, error: str
+    ) -> list[CheckResult]:
         """Every book control that is on refuses, fail closed, unless EXEC_RISK_FAIL_OPEN lets
         it pass with a warning. Reduce-only never fails open: it is an operator's order."""
         account = intent.broker_account_id
         inputs = {"broker_account_id": account, "symbol": intent.symbol, "trading_date": day}
-        reducing = self._reduce_only() is not None
+        reducing = order_context.reduce_only is not None
         return [
             risk.data_unavailable(
                 control.name,
@@ -401,9 +405,6 @@ class ExecutionEngine:
             and control.is_on(self.settings)
             and (control.name != "reduce_only" or reducing)
         ]
-
-    def _reduce_only(self) -> str | None:
-        return reduce_only_source(self.settings, [])
 
     def _route(
         self, intent: OrderIntent, decision: PreTradeDecision, attempt: _Attempt

@@ -23,6 +23,8 @@ from backend.execution.vocabulary import CheckOutcome, Reason
 
 ON_VALUES = frozenset({"1", "true", "yes", "on"})
 OFF_VALUES = frozenset({"0", "false", "no", "off"})
+# Not halted, but only orders that reduce exposure may pass (the reduce_only control).
+REDUCE_ONLY_VALUES = frozenset({"reduce_only"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class KillSwitchReading:
     value: str | None = None
     # Set when the source could not be read or understood; such a reading always halts.
     error: str | None = None
+    # The source says "reduce_only": trading goes on, but only to reduce exposure.
+    reduce_only: bool = False
 
     @property
     def is_on(self) -> bool:
@@ -44,12 +48,14 @@ class KillSwitchReading:
             out["value"] = self.value
         if self.error is not None:
             out["error"] = self.error
+        if self.reduce_only:
+            out["reduce_only"] = True
         return out
 
 
 def is_switch_value(raw: str) -> bool:
     """True for a value the switch understands (on or off, trimmed, any case)."""
-    return raw.strip().lower() in ON_VALUES | OFF_VALUES
+    return raw.strip().lower() in ON_VALUES | OFF_VALUES | REDUCE_ONLY_VALUES
 
 
 def parse_switch_value(source: str, raw: str | None) -> KillSwitchReading:
@@ -61,6 +67,8 @@ def parse_switch_value(source: str, raw: str | None) -> KillSwitchReading:
         return KillSwitchReading(source, halted=True, value=value)
     if value in OFF_VALUES:
         return KillSwitchReading(source, halted=False, value=value)
+    if value in REDUCE_ONLY_VALUES:
+        return KillSwitchReading(source, halted=False, value=value, reduce_only=True)
     shown = value[:40] or "<empty>"
     return KillSwitchReading(
         source, halted=True, value=shown, error=f"unrecognised value {shown!r}"
