@@ -127,3 +127,30 @@ def test_two_deployments_for_one_verified_alpaca_account_share_one_position_limi
     assert a.status_code == 200, a.get_json()
     working = sum(int(o["qty"]) for o in open_orders(alpaca) if o["side"] == "buy")
     assert working <= 100, f"second deployment answered {b.status_code}; broker holds {working}"
+
+
+def test_a_halt_with_cancel_while_the_book_is_unreadable_still_answers_and_is_recorded(
+    live_app: BuildApp, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    """FINDING: with Postgres unreachable from the instance that takes POST /halt, the switch
+    is set but reading the book raises out of OperatorActions.halt: the operator gets a bare
+    500 (shaped as "invalid_request"), the resting orders are neither cancelled nor listed,
+    and the halt is never recorded in execution_operator_actions (no who, no why)."""
+    placing = live_app().test_client()
+    for _ in range(2):
+        body = intent_body("rest", order_type="limit", limit_price="395")
+        assert placing.post("/execute", json=body).status_code == 200
+    # Another instance of the same deployment whose Postgres is down (nothing listens there).
+    cut_off = live_app(EXEC_POSTGRES_DSN="postgresql://postgres@127.0.0.1:1/none").test_client()
+    halted = cut_off.post(
+        "/halt", json={"reason": "db outage drill", "cancel_working_orders": True}, headers=ADMIN
+    )
+    recorded = [
+        a for a in placing.get("/state", headers=ADMIN).get_json()["operator_actions"]
+        if a.get("reason") == "db outage drill"
+    ]  # fmt: skip
+    assert halted.status_code == 200 and recorded, (
+        halted.status_code,
+        halted.get_data(as_text=True)[:300],
+        f"{len(open_orders(alpaca))} orders still open",
+    )
