@@ -7,6 +7,9 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
+from backend.execution.errors import ConfigurationError
 from tests.conftest import intent_body
 from tests.review.conftest import ADMIN, BuildApp
 from tests.support.alpaca_standin import AlpacaStandIn
@@ -105,28 +108,28 @@ def test_two_deployments_for_one_verified_alpaca_account_share_one_position_limi
     live_app: BuildApp, alpaca: AlpacaStandIn
 ) -> None:
     """FINDING (operator mistake, limit doubled): ALPACA_ACCOUNT_NUMBER proves which Alpaca
-    account the keys trade, yet the book is keyed by the free-text EXEC_BROKER_ACCOUNT_ID. Two
-    deployments with the same keys and account number but different labels each get a full
-    position limit (and daily cap, order rate): 100 + 100 shares with a limit of 100."""
+    account the keys trade, yet the book was keyed by the free-text EXEC_BROKER_ACCOUNT_ID. Two
+    deployments with the same keys and account number but different labels each got a full
+    position limit. FIX: with ALPACA_ACCOUNT_NUMBER set, the bound id must be that number, so
+    one verified Alpaca account is one set of limits."""
     alpaca.set_account(account_number="PA-ONE")
-    first = live_app(ALPACA_ACCOUNT_NUMBER="PA-ONE", EXEC_MAX_POSITION_QTY="100")
-    second = live_app(
-        ALPACA_ACCOUNT_NUMBER="PA-ONE", EXEC_MAX_POSITION_QTY="100",
-        EXEC_BROKER_ACCOUNT_ID="second-label",
-    )  # fmt: skip
-    a = first.test_client().post(
-        "/execute", json=intent_body("a", qty="100", order_type="limit", limit_price="395")
-    )
-    b = second.test_client().post(
-        "/execute",
-        json=intent_body(
-            "b", qty="100", order_type="limit", limit_price="395",
-            broker_account_id="second-label",
-        ),
-    )  # fmt: skip
+    with pytest.raises(ConfigurationError, match="ALPACA_ACCOUNT_NUMBER"):
+        live_app(ALPACA_ACCOUNT_NUMBER="PA-ONE", EXEC_BROKER_ACCOUNT_ID="second-label")
+    same = {"ALPACA_ACCOUNT_NUMBER": "PA-ONE", "EXEC_BROKER_ACCOUNT_ID": "PA-ONE",
+            "EXEC_MAX_POSITION_QTY": "100"}  # fmt: skip
+    first, second = live_app(**same), live_app(**same)
+    order = {
+        "qty": "100",
+        "order_type": "limit",
+        "limit_price": "395",
+        "broker_account_id": "PA-ONE",
+    }
+    a = first.test_client().post("/execute", json=intent_body("a", **order))
+    b = second.test_client().post("/execute", json=intent_body("b", **order))
     assert a.status_code == 200, a.get_json()
+    assert (b.status_code, b.get_json()["reason"]) == (409, "max_position_size_exceeded")
     working = sum(int(o["qty"]) for o in open_orders(alpaca) if o["side"] == "buy")
-    assert working <= 100, f"second deployment answered {b.status_code}; broker holds {working}"
+    assert working == 100
 
 
 def test_a_halt_with_cancel_while_the_book_is_unreadable_still_answers_and_is_recorded(
