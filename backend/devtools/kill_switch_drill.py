@@ -169,6 +169,7 @@ def cancel_drill(url: str, broker_url: str, rate: float, duration_s: float, rest
         timings["halt_call_ms"] = round((timings["halt_answered_at"] - started) * 1000, 1)
         details = answer.get("details", {})
         timings["cancelled"] = len(details.get("cancelled", []))
+        timings["already_final"] = len(details.get("already_final", []))
         timings["not_cancelled"] = details.get("not_cancelled", [])
         deadline = started + 30
         while open_drill_orders(broker_url) and time.time() < deadline:

@@ -189,8 +189,15 @@ class OperatorActions:
         by its intent id first. A row without an order yet may be one already on its way to the
         broker: the book is read again every quarter second, for up to ``in_flight_wait_s``,
         until no such row is left."""
-        if self._working is None or self._canceller is None:
-            return Cancellation(not_cancelled=({"why": "no broker to cancel with"},))
+        if self._working is None:
+            return Cancellation(not_cancelled=({"why": "no order book to read"},))
+        if self._canceller is None:  # dry-run: it never reserves, so this is normally empty
+            return Cancellation(
+                not_cancelled=tuple(
+                    {"client_intent_id": r.client_intent_id, "why": "no broker to cancel with"}
+                    for r in self._working.open_rows(self._account)
+                )
+            )
         cancelled: list[dict[str, str]] = []
         final: list[dict[str, str]] = []
         failed: list[dict[str, str]] = []
@@ -249,11 +256,13 @@ class OperatorActions:
         return self._latches.latches(self._account)
 
     def recent_actions(self, limit: int = 20) -> list[dict[str, Any]]:
-        return self._actions.recent(limit)
+        return self._actions.recent(limit, broker_account_id=self._account)
 
     def _record(self, action: str, who: Operator, reason: str, details: dict[str, Any]) -> str:
         entry = {
             "action": action,
+            # Deployments of several accounts may share the Firestore database.
+            "broker_account_id": self._account,
             "who": who.describe(),
             "role": who.role,
             "email": who.email,

@@ -183,7 +183,9 @@ class OperatorLog(Protocol):
 
     def record(self, action: dict[str, Any]) -> str: ...
 
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]: ...
+    def recent(
+        self, limit: int = 20, *, broker_account_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
 
 class KillSwitchWriter(Protocol):

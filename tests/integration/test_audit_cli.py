@@ -762,18 +762,24 @@ def test_malformed_arguments_are_usage_errors_with_exit_2(cli: CLI, argv: list[s
 # -- indexes ---------------------------------------------------------------------------------
 
 
-def test_firestore_indexes_json_declares_exactly_the_query_shapes_the_cli_issues() -> None:
+def test_firestore_indexes_json_declares_exactly_the_query_shapes_the_gateway_issues() -> None:
     declared = json.loads((REPO_ROOT / "firestore.indexes.json").read_text())
     assert declared["fieldOverrides"] == []
     covered = set()
     for index in declared["indexes"]:
         assert index["queryScope"] == "COLLECTION"
-        assert {f["order"] for f in index["fields"]} == {"ASCENDING"}
-        *equalities, order = (f["fieldPath"] for f in index["fields"])
-        covered.add((index["collectionGroup"], frozenset(equalities), order))
-    needed = {(s.collection, frozenset(s.equality_fields), s.order_field) for s in query_shapes()}
+        *equalities, order = index["fields"]
+        assert {f["order"] for f in equalities} == {"ASCENDING"}
+        names = frozenset(f["fieldPath"] for f in equalities)
+        covered.add((index["collectionGroup"], names, order["fieldPath"], order["order"]))
+    needed = {
+        (s.collection, frozenset(s.equality_fields), s.order_field, "ASCENDING")
+        for s in query_shapes()
+    }
+    # The operator's recent actions of one account, newest first (GET /state, the console).
+    needed.add(("execution_operator_actions", frozenset({"broker_account_id"}), "at", "DESCENDING"))
     assert covered == needed
-    assert len(needed) == 12  # 4 ledger_trades listings, 8 execution_intents listings
+    assert len(needed) == 13  # 4 ledger_trades and 8 execution_intents listings, 1 of actions
 
 
 @pytest.mark.parametrize("strategy", [None, "s"])

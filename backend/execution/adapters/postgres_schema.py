@@ -29,6 +29,8 @@ REQUIRED_TABLES = (
     "public.broker_positions",
     "public.execution_orders",
     "public.execution_fills",
+    "public.execution_strategy_latches",
+    "public.execution_halts",
 )
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('exec-schema-migrations', 0))"
@@ -74,11 +76,22 @@ def migrate(conn: psycopg.Connection) -> list[str]:
 
 
 def missing_tables(conn: psycopg.Connection) -> list[str]:
+    """Required tables that do not exist, then migrations not recorded as applied (a table can
+    exist at an older version: a column the code reads may be missing)."""
     rows = conn.execute(
         "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL",
         (list(REQUIRED_TABLES),),
     ).fetchall()
-    return [str(row[0]) for row in rows]
+    missing = [str(row[0]) for row in rows]
+    recorded = conn.execute(
+        "SELECT to_regclass('public.execution_schema_migrations') IS NOT NULL"
+    ).fetchone()
+    done: set[str] = set()
+    if recorded and recorded[0]:
+        versions = conn.execute("SELECT version FROM public.execution_schema_migrations")
+        done = {str(version) for (version,) in versions}
+    missing += [f"migration {v}" for v, _ in migrations() if v not in done]
+    return missing
 
 
 class SchemaGuard:
@@ -122,7 +135,7 @@ class SchemaGuard:
                 ) from None
             if missing:
                 raise RiskDataUnavailable(
-                    f"missing tables {', '.join(missing)} (EXEC_DB_MIGRATE=false: "
-                    "apply backend/db/migrations, see docs/RUNBOOK.md)"
+                    f"database schema not up to date, missing {', '.join(missing)} "
+                    "(EXEC_DB_MIGRATE=false: apply backend/db/migrations, see docs/RUNBOOK.md)"
                 )
             self._ready = True
