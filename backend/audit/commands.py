@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TextIO
 
 from backend.audit import views
-from backend.audit.book_reconcile import BookDiscrepancy, reconcile_book
+from backend.audit.book_reconcile import BookDiscrepancy, missing_from_book, reconcile_book
 from backend.audit.broker_side import (
     BookReader,
     OrderHistory,
@@ -61,7 +62,11 @@ def reconcile_day(
         f"{counted(len(result.discrepancies), 'discrepancy', 'discrepancies')}"
         + (" - clean\n" if result.clean else "\n")
     )
-    book_clean = reconcile_order_book(book, broker, account, out, progress) if book else True
+    book_clean = True
+    if book is not None:
+        book_clean = reconcile_order_book(
+            book, broker, account, out, progress, ledger.decisions_by_id
+        )
     return CLEAN if result.clean and book_clean else DISCREPANCIES
 
 
@@ -75,9 +80,14 @@ class BookCheck:
 
 
 def reconcile_order_book(
-    book: BookReader, broker: OrderHistory, account: str, out: TextIO, progress: Progress
+    book: BookReader,
+    broker: OrderHistory,
+    account: str,
+    out: TextIO,
+    progress: Progress,
+    decisions_by_id: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]],
 ) -> bool:
-    check = check_order_book(book, broker, account, progress)
+    check = check_order_book(book, broker, account, progress, decisions_by_id)
     for discrepancy in check.discrepancies:
         out.write(discrepancy.describe() + "\n")
     out.write(
@@ -90,7 +100,11 @@ def reconcile_order_book(
 
 
 def check_order_book(
-    book: BookReader, broker: OrderHistory, account: str, progress: Progress
+    book: BookReader,
+    broker: OrderHistory,
+    account: str,
+    progress: Progress,
+    decisions_by_id: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]],
 ) -> BookCheck:
     """The book's working orders against the broker's open ones (every day: orders work across
     days). A row the broker's open listing lacks is looked up on its own."""
@@ -112,6 +126,16 @@ def check_order_book(
             if found is not None:
                 orders[row.client_intent_id] = found
     found_discrepancies = reconcile_book([*open_rows, *others], orders)
+    # Open orders whose intent has no book row at all, but a decision record of this account.
+    rowless = [
+        coid for coid in open_orders if coid not in known | {r.client_intent_id for r in others}
+    ]
+    ours = {
+        coid: open_orders[coid]
+        for coid, decision in decisions_by_id(rowless).items()
+        if _belongs_to(decision, account)
+    }
+    found_discrepancies += missing_from_book(ours)
     at_broker = sum(1 for row in [*open_rows, *others] if row.client_intent_id in open_orders)
     return BookCheck(tuple(found_discrepancies), len(open_rows), at_broker)
 
@@ -147,5 +171,5 @@ def gather(
     return ledger_rows, broker_orders
 
 
-def _belongs_to(decision: dict[str, Any] | None, account: str) -> bool:
+def _belongs_to(decision: Mapping[str, Any] | None, account: str) -> bool:
     return decision is not None and decision.get("broker_account_id") == account

@@ -108,6 +108,8 @@ def gateway(
         # per-order caps, and many alike in a row do not latch their strategy.
         "max_order_qty": None,
         "max_order_notional": None,
+        # The gateway's clock is pinned to a past day here: live market data would be "future".
+        "price_collar_pct": None,
         "repeat_limit": None,
     }
 
@@ -560,6 +562,26 @@ def test_an_order_open_at_the_broker_that_the_book_does_not_count_is_reported(
     ) in run.out.splitlines()
 
 
+def test_an_open_order_of_ours_with_no_book_row_at_all_is_reported(
+    cli: CLI, gateway: Gateway, today: datetime, pg_dsn: str
+) -> None:
+    account = unique("acct")
+    order = gateway.place(account, at=today, qty="2")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # as if its settle write was lost
+        conn.execute(
+            "DELETE FROM public.execution_orders WHERE client_intent_id = %s",
+            (order.client_intent_id,),
+        )
+
+    run = cli(*reconcile_args(account, today))
+
+    assert run.code == 1
+    assert (
+        f"open at broker, not in book: intent={order.client_intent_id} "
+        f"order={order.broker_order_id} book=absent broker=(accepted,buy 2,filled 0)"
+    ) in run.out.splitlines()
+
+
 def test_reconcile_fails_before_the_fill_sync_and_passes_after_it(
     cli: CLI, gateway: Gateway, alpaca: AlpacaStandIn, today: datetime, sync_fills: Any
 ) -> None:
@@ -740,19 +762,26 @@ def test_malformed_arguments_are_usage_errors_with_exit_2(cli: CLI, argv: list[s
 # -- indexes ---------------------------------------------------------------------------------
 
 
-def test_firestore_indexes_json_declares_exactly_the_query_shapes_the_cli_issues() -> None:
+def test_firestore_indexes_json_declares_exactly_the_query_shapes_the_gateway_issues() -> None:
     declared = json.loads((REPO_ROOT / "firestore.indexes.json").read_text())
     assert declared["fieldOverrides"] == []
     covered = set()
     for index in declared["indexes"]:
         assert index["queryScope"] == "COLLECTION"
-        assert {f["order"] for f in index["fields"]} == {"ASCENDING"}
-        *equalities, order = (f["fieldPath"] for f in index["fields"])
-        covered.add((index["collectionGroup"], frozenset(equalities), order))
-    needed = {(s.collection, frozenset(s.equality_fields), s.order_field) for s in query_shapes()}
+        *equalities, order = index["fields"]
+        assert {f["order"] for f in equalities} == {"ASCENDING"}
+        names = frozenset(f["fieldPath"] for f in equalities)
+        covered.add((index["collectionGroup"], names, order["fieldPath"], order["order"]))
+    needed = {
+        (s.collection, frozenset(s.equality_fields), s.order_field, "ASCENDING")
+        for s in query_shapes()
+    }
+    # The operator's recent actions of one account, newest first (GET /state, the console).
+    needed.add(("execution_operator_actions", frozenset({"broker_account_id"}), "at", "DESCENDING"))
     assert covered == needed
-    # 4 ledger_trades listings, 8 execution_intents listings, the console's top-up by updated_at
-    assert len(needed) == 13
+    # 4 ledger_trades and 8 execution_intents listings, the console's top-up of the day's
+    # execution_intents by updated_at, 1 of actions
+    assert len(needed) == 14
 
 
 @pytest.mark.parametrize("strategy", [None, "s"])

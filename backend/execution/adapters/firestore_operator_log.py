@@ -31,12 +31,17 @@ class FirestoreOperatorLog:
             raise LedgerUnavailable(f"Firestore {type(exc).__name__}: {str(exc)[:200]}") from None
         return str(ref.id)
 
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
-        query = (
-            self._db.collection(ACTIONS)
-            .order_by("at", direction=firestore.Query.DESCENDING)
-            .limit(limit)
-        )
+    def recent(
+        self, limit: int = 20, *, broker_account_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest actions, of one account when given (composite index in
+        firestore.indexes.json: broker_account_id, at descending)."""
+        query: Any = self._db.collection(ACTIONS)
+        if broker_account_id is not None:
+            query = query.where(
+                filter=firestore.FieldFilter("broker_account_id", "==", broker_account_id)
+            )
+        query = query.order_by("at", direction=firestore.Query.DESCENDING).limit(limit)
         try:
             snapshots = list(query.stream(timeout=self._timeout))
         except gexc.GoogleAPIError as exc:

@@ -21,13 +21,17 @@ from backend.execution.book import BookRow
 from backend.execution.errors import RiskDataUnavailable
 from backend.execution.fills import FINAL_STATUSES, broker_time, decimal_or_none
 
-# The broker's snapshot of one order. Quantities only grow and a final state never reverts, so
+# The broker's snapshot of one order, applied only to the row of the same order: its
+# client_order_id, symbol, side, quantity, type and prices (a row carried over from version 1
+# knows no type or prices). Quantities only grow and a final state never reverts, so
 # a stale or repeated snapshot changes nothing. A reserved row becomes working once the broker
 # shows it has the order; so does a released one (fail closed: the broker's word wins).
 _APPLY_ORDER = """
 UPDATE public.execution_orders SET
     broker_order_id = %(order_id)s,
     broker_status = CASE WHEN state = 'final' THEN broker_status ELSE %(status)s END,
+    filled_as_of = CASE WHEN %(filled_qty)s >= filled_qty
+                        THEN greatest(filled_as_of, %(updated_at)s) ELSE filled_as_of END,
     filled_qty = greatest(filled_qty, %(filled_qty)s),
     state = CASE WHEN state = 'final' THEN 'final'
                  WHEN %(final)s THEN 'final' ELSE 'working' END,
@@ -36,6 +40,9 @@ UPDATE public.execution_orders SET
 WHERE client_intent_id = %(client_order_id)s
   AND (broker_order_id IS NULL OR broker_order_id = %(order_id)s)
   AND symbol = %(symbol)s AND side = %(side)s AND qty = %(qty)s
+  AND (migrated_from IS NOT NULL OR (order_type = %(type)s
+       AND limit_price IS NOT DISTINCT FROM %(limit_price)s
+       AND stop_price IS NOT DISTINCT FROM %(stop_price)s))
   AND (%(account)s::text IS NULL OR broker_account_id = %(account)s)
 RETURNING client_intent_id
 """
@@ -209,6 +216,8 @@ def _order_params(order: Mapping[str, Any]) -> dict[str, object] | None:
     client_order_id = order.get("client_order_id")
     if qty is None or not client_order_id or not order.get("id"):
         return None  # a notional order, or not one of ours: no row can match
+    if order.get("extended_hours") or order.get("order_class") not in (None, "", "simple"):
+        return None  # the gateway never sends these: not the row's order
     status = str(order.get("status") or "")
     return {
         "order_id": str(order["id"]),
@@ -216,9 +225,14 @@ def _order_params(order: Mapping[str, Any]) -> dict[str, object] | None:
         "symbol": order.get("symbol"),
         "side": order.get("side"),
         "qty": qty,
+        "type": order.get("type") or order.get("order_type"),
+        "limit_price": decimal_or_none(order.get("limit_price")),
+        "stop_price": decimal_or_none(order.get("stop_price")),
         "status": status,
         "final": status in FINAL_STATUSES,
         "filled_qty": decimal_or_none(order.get("filled_qty")) or Decimal(0),
+        # When that quantity was true at the broker (its clock); absent, nothing is assumed.
+        "updated_at": broker_time(order.get("updated_at")),
     }
 
 

@@ -29,6 +29,8 @@ REQUIRED_TABLES = (
     "public.broker_positions",
     "public.execution_orders",
     "public.execution_fills",
+    "public.execution_strategy_latches",
+    "public.execution_halts",
 )
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('exec-schema-migrations', 0))"
@@ -50,11 +52,21 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     applied: list[str] = []
     with conn.transaction():
         conn.execute(_LOCK)
-        conn.execute(_LEDGER)
-        done = {row[0] for row in conn.execute("SELECT version FROM execution_schema_migrations")}
-        for version, sql in migrations():
-            if version in done:
-                continue
+        row = conn.execute(
+            "SELECT to_regclass('public.execution_schema_migrations') IS NOT NULL"
+        ).fetchone()
+        recorded = bool(row and row[0])
+        done = set()
+        if recorded:
+            versions = conn.execute("SELECT version FROM public.execution_schema_migrations")
+            done = {str(version) for (version,) in versions}
+        pending = [(version, sql) for version, sql in migrations() if version not in done]
+        if not pending:
+            # Up to date: no DDL at all, so a role without CREATE starts as well.
+            return applied
+        if not recorded:
+            conn.execute(_LEDGER)
+        for version, sql in pending:
             conn.execute(sql.encode())  # our own files, never user input
             conn.execute(
                 "INSERT INTO public.execution_schema_migrations (version) VALUES (%s)", (version,)
@@ -64,11 +76,22 @@ def migrate(conn: psycopg.Connection) -> list[str]:
 
 
 def missing_tables(conn: psycopg.Connection) -> list[str]:
+    """Required tables that do not exist, then migrations not recorded as applied (a table can
+    exist at an older version: a column the code reads may be missing)."""
     rows = conn.execute(
         "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL",
         (list(REQUIRED_TABLES),),
     ).fetchall()
-    return [str(row[0]) for row in rows]
+    missing = [str(row[0]) for row in rows]
+    recorded = conn.execute(
+        "SELECT to_regclass('public.execution_schema_migrations') IS NOT NULL"
+    ).fetchone()
+    done: set[str] = set()
+    if recorded and recorded[0]:
+        versions = conn.execute("SELECT version FROM public.execution_schema_migrations")
+        done = {str(version) for (version,) in versions}
+    missing += [f"migration {v}" for v, _ in migrations() if v not in done]
+    return missing
 
 
 class SchemaGuard:
@@ -108,11 +131,11 @@ class SchemaGuard:
                     missing = missing_tables(conn)
             except (psycopg.Error, PoolTimeout) as exc:
                 raise RiskDataUnavailable(
-                    f"risk book: database schema not verified: {type(exc).__name__}"
+                    f"database schema not verified: {type(exc).__name__}"
                 ) from None
             if missing:
                 raise RiskDataUnavailable(
-                    f"missing tables {', '.join(missing)} (EXEC_DB_MIGRATE=false: "
-                    "apply backend/db/migrations, see docs/RUNBOOK.md)"
+                    f"database schema not up to date, missing {', '.join(missing)} "
+                    "(EXEC_DB_MIGRATE=false: apply backend/db/migrations, see docs/RUNBOOK.md)"
                 )
             self._ready = True

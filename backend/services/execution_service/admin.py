@@ -11,8 +11,9 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from backend.execution.bootstrap import ServiceParts
+from backend.execution.context_reader import reduce_only_source
 from backend.execution.decisions import jsonable
-from backend.execution.errors import TransientError
+from backend.execution.errors import RiskDataUnavailable, TransientError
 from backend.execution.operator import ActionResult, Operator
 from backend.execution.vocabulary import Reason
 from backend.services.execution_service import contract
@@ -38,6 +39,14 @@ def register_admin(app: Flask, parts: ServiceParts, admin_key: str) -> None:
         body, status = contract.refusal(Reason.UNAUTHORIZED, "missing or wrong X-Exec-Agent-Key")
         return jsonify(body), status
 
+    @app.errorhandler(TransientError)
+    def _unavailable(exc: TransientError) -> tuple[Response, int, dict[str, str]]:
+        reason = Reason.LEDGER_UNAVAILABLE
+        if isinstance(exc, RiskDataUnavailable):
+            reason = Reason.RISK_DATA_UNAVAILABLE
+        body, status = contract.refusal(reason, str(exc))
+        return jsonify(body), status, {"Retry-After": "5"}
+
     @app.errorhandler(BadAction)
     def _bad_action(exc: BadAction) -> tuple[Response, int]:
         body, status = contract.refusal(Reason.INVALID_REQUEST, str(exc))
@@ -53,7 +62,31 @@ def register_admin(app: Flask, parts: ServiceParts, admin_key: str) -> None:
         snapshot = engine.gate_snapshot()
         return jsonify(state=snapshot.agent_state.value, why=snapshot.agent_state_why), 200
 
-    @app.post("/strategies/<strategy_id>/enable")
+    if parts.operator.kill_switch_document_configured:
+        # Only with the Firestore kill switch: a file or env switch cannot be flipped from here.
+
+        @app.post("/halt")
+        def halt() -> tuple[Response, int]:
+            body = _json_object()
+            mode = body.get("mode", "halt")
+            cancel = body.get("cancel_working_orders", False)
+            if mode not in ("halt", "reduce_only") or not isinstance(cancel, bool):
+                raise BadAction(
+                    '"mode" is "halt" or "reduce_only"; "cancel_working_orders" a boolean'
+                )
+            result = parts.operator.halt(
+                reason=required_reason(), who=Operator("operator"),
+                cancel_working_orders=cancel, mode=mode,
+            )  # fmt: skip
+            return _answer(result, failed_status=409)
+
+        @app.post("/resume")
+        def resume() -> tuple[Response, int]:
+            result = parts.operator.resume(reason=required_reason(), who=Operator("operator"))
+            return _answer(result, failed_status=409)
+
+    # path: a strategy id may hold "/" (it is free text), and a latched one must be liftable.
+    @app.post("/strategies/<path:strategy_id>/enable")
     def enable_strategy(strategy_id: str) -> tuple[Response, int]:
         result = parts.operator.enable_strategy(
             strategy_id, reason=required_reason(), who=Operator("operator")
@@ -61,7 +94,7 @@ def register_admin(app: Flask, parts: ServiceParts, admin_key: str) -> None:
         return _answer(result, failed_status=409)
 
 
-ADMIN_PATHS = frozenset({"/state", "/recover"})
+ADMIN_PATHS = frozenset({"/state", "/recover", "/halt", "/resume"})
 
 
 def state_document(parts: ServiceParts) -> dict[str, Any]:
@@ -71,6 +104,10 @@ def state_document(parts: ServiceParts) -> dict[str, Any]:
     return {
         "state": snapshot.agent_state.value,
         "why": snapshot.agent_state_why,
+        # Who put the gateway in reduce-only mode, if anyone (AGENT_MODE or a kill switch).
+        "reduce_only": reduce_only_source(
+            engine.settings, [r.source for r in snapshot.kill_switch if r.reduce_only]
+        ),
         "inputs": {
             "agent_mode": engine.settings.agent_mode.value,
             "dry_run": engine.dry_run,
@@ -80,14 +117,19 @@ def state_document(parts: ServiceParts) -> dict[str, Any]:
             "market_data_heartbeat_error": snapshot.heartbeat_error,
             "market_data_stale_threshold_s": engine.settings.heartbeat_stale_s,
         },
+        "book_halt": jsonable(_or_error(parts.operator.halt_state)),
         "latched_strategies": jsonable(_or_error(parts.operator.latched_strategies)),
         "operator_actions": jsonable(_or_error(parts.operator.recent_actions)),
     }
 
 
-def required_reason() -> str:
+def _json_object() -> dict[str, Any]:
     body = request.get_json(silent=True)
-    reason = body.get("reason") if isinstance(body, dict) else None
+    return body if isinstance(body, dict) else {}
+
+
+def required_reason() -> str:
+    reason = _json_object().get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise BadAction('a "reason" is required: say why, for the record')
     if len(reason) > MAX_REASON or _CONTROL.search(reason):

@@ -55,7 +55,11 @@ def run_reconcile(
     quiet = lambda _line: None  # noqa: E731 - the CLI's progress lines have no place on a page
     ledger_rows, broker_orders = gather(ledger, broker, account, day, quiet)
     result = reconcile(ledger_rows, broker_orders)
-    check = check_order_book(book, broker, account, quiet) if book is not None else None
+    check = (
+        check_order_book(book, broker, account, quiet, ledger.decisions_by_id)
+        if book is not None
+        else None
+    )
     return reconcile_view(account, day, result, check)
 
 

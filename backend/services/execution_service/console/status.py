@@ -23,7 +23,7 @@ TRADING, DRY_RUN, REDUCE_ONLY, HALTED, UNKNOWN = (
 )  # fmt: skip
 # Tones drive colour only; every tone is also said in words on the page.
 OK, WARN, STOP, NOT_KNOWN = "ok", "warn", "stop", "unknown"
-REDUCE_VALUES = frozenset({"reduce_only", "reduce-only", "reducing"})
+REDUCE_VALUES = frozenset({"reduce_only"})
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,15 @@ def _verdict(doc: Mapping[str, Any] | None, error: str | None) -> tuple[str, str
     if not isinstance(dry_run, bool) or not mode or not agent_state:
         return UNKNOWN, NOT_KNOWN, ("the gate's state is incomplete: mode, state or dry-run",)
     stops = [_switch_stop(r) for r in readings if r.get("halted") is not False]
+    book_halt = doc.get("book_halt")
+    if isinstance(book_halt, Mapping) and "error" in book_halt:
+        return UNKNOWN, NOT_KNOWN, (
+            f"the book's halt record could not be read: {book_halt['error']} (intents that "
+            "need the book are refused until it can)",
+        )  # fmt: skip
+    if isinstance(book_halt, Mapping) and book_halt.get("state") == "halted":
+        stops.append(f"halted by {book_halt.get('set_by')}: {book_halt.get('reason')} "
+                     f"(the book's halt record, since {book_halt.get('set_at')})")  # fmt: skip
     if mode == "HALTED":
         stops.append("AGENT_MODE is HALTED: every intent is refused")
     if not dry_run and not stops:
@@ -133,6 +142,8 @@ def _verdict(doc: Mapping[str, Any] | None, error: str | None) -> tuple[str, str
     reducing = [str(r.get("source")) for r in readings if _reads_reduce_only(r)]
     if mode == "REDUCING":
         reducing.append("AGENT_MODE=REDUCING")
+    if isinstance(book_halt, Mapping) and book_halt.get("state") == "reduce_only":
+        reducing.append(f"the book's halt record, set by {book_halt.get('set_by')}")
     dry_note = "dry run: decisions are made and recorded, nothing is sent to the broker"
     if reducing:
         why = (f"only orders that reduce exposure pass ({', '.join(reducing)})",)
@@ -143,8 +154,10 @@ def _verdict(doc: Mapping[str, Any] | None, error: str | None) -> tuple[str, str
 
 
 def _reads_reduce_only(reading: Mapping[str, Any]) -> bool:
-    value = str(reading.get("value") or reading.get("state") or "").lower()
-    return reading.get("halted") is False and value in REDUCE_VALUES
+    value = str(reading.get("value") or "").lower()
+    return reading.get("halted") is False and (
+        reading.get("reduce_only") is True or value in REDUCE_VALUES
+    )
 
 
 def _switch_stop(reading: Mapping[str, Any]) -> str:
@@ -161,10 +174,10 @@ def _switches(doc: Mapping[str, Any] | None, error: str | None) -> tuple[Row, ..
     if doc is None:
         return (Row("kill switches", "UNKNOWN", NOT_KNOWN, str(error)),)
     readings = [r for r in (doc.get("inputs") or {}).get("kill_switch") or []]
+    rows = [_book_halt_row(doc.get("book_halt"))] if doc.get("book_halt") else []
     if not readings:
-        return (Row("kill switches", "none configured", WARN,
-                    "no source can halt this gateway without a restart"),)  # fmt: skip
-    rows = []
+        return (*rows, Row("kill switches", "none configured", WARN,
+                           "no source can halt this gateway without a restart"))  # fmt: skip
     for reading in readings:
         source = str(reading.get("source"))
         value = reading.get("value")
@@ -177,6 +190,20 @@ def _switches(doc: Mapping[str, Any] | None, error: str | None) -> tuple[Row, ..
         else:
             rows.append(Row(source, "off", OK, f"value {value}"))
     return tuple(rows)
+
+
+def _book_halt_row(halt: Any) -> Row:
+    label = "operator halt (the book's record)"
+    if not isinstance(halt, Mapping):
+        return Row(label, "UNKNOWN", NOT_KNOWN, str(halt))
+    if "error" in halt:
+        return Row(label, "UNKNOWN", NOT_KNOWN, str(halt["error"]))
+    state = str(halt.get("state"))
+    text, tone = {"halted": ("ON (halts)", STOP), "reduce_only": ("REDUCE ONLY", WARN)}.get(
+        state, ("off", OK)
+    )
+    detail = f"{state} by {halt.get('set_by')} at {halt.get('set_at')}: {halt.get('reason')}"
+    return Row(label, text, tone, detail)
 
 
 def _agent(doc: Mapping[str, Any] | None, error: str | None) -> tuple[Row, ...]:

@@ -543,18 +543,17 @@ def reason_problem(reason: str) -> str | None:
 
 def fallback_switches(settings: Settings) -> list[str]:
     """What the operator must flip instead when there is no Firestore kill switch to write."""
-    ways = []
-    if settings.halted_file:
-        ways.append(
-            f"write 1 (halt) or 0 (resume) as the first line of the kill-switch file "
-            f"EXECUTION_HALTED_FILE={settings.halted_file} (on GKE: patch the "
-            "execution-kill-switch ConfigMap; it reaches the pods in 60-90 s)"
-        )
-    if settings.halted_env is not None:
-        ways.append(
-            "set the environment variable EXECUTION_HALTED=1 (halt) or 0 (resume) and restart "
-            "every instance (read once at start-up)"
-        )
+    ways = [
+        f"write 1 (halt), reduce_only or 0 (resume) as the first line of the kill-switch file "
+        f"EXECUTION_HALTED_FILE={path} (on GKE: patch the execution-kill-switch ConfigMap; it "
+        "reaches the pods in 60-90 s)"
+        for path in settings.halted_file
+    ]
+    ways += [
+        f"set the environment variable {name}=1 (halt) or 0 (resume) and restart every "
+        "instance (it is read once at start-up)"
+        for name, _ in settings.halted_env
+    ]
     if not ways:
         ways.append(
             "no kill switch is configured: set AGENT_MODE=HALTED and restart every instance, "
