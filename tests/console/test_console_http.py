@@ -22,12 +22,7 @@ from google.auth.crypt import es256
 
 from backend.audit.commands import list_decisions
 from backend.audit.queries import Filters, LedgerReader
-from backend.execution import bootstrap
-from backend.execution.adapters.firestore_operator_log import FirestoreOperatorLog
-from backend.execution.adapters.postgres_latches import PostgresLatches
-from backend.execution.adapters.postgres_pool import open_pool
-from backend.execution.clock import SystemClock, trading_date
-from backend.execution.operator import OperatorActions
+from backend.execution.clock import trading_date
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
 from tests.conftest import current_account, intent_body, standin_env, unique
@@ -39,23 +34,17 @@ PAGES = ("/console/status", "/console/decisions", "/console/orders", "/console/r
 Build = Callable[..., FlaskClient]
 
 
-class RecordingSwitch:
-    """A KillSwitchWriter that keeps what it was told (the Firestore writer is the lead's)."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    def set(self, state: str, *, reason: str, who: str, at: datetime) -> None:
-        self.calls.append({"state": state, "reason": reason, "who": who})
-
-
 @pytest.fixture
 def console(
     firestore_client: Any, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
 ) -> Iterator[Build]:
+    """A live gateway with the console, on real parts. Its Firestore kill-switch document
+    starts off; ``switch(client)`` reads it as the console's actions leave it."""
     built: list[Any] = []
 
-    def build(*, switch: RecordingSwitch | None = None, **env: str) -> FlaskClient:
+    def build(*, kill_switch_document: bool = True, **env: str) -> FlaskClient:
+        document = f"ops/{unique('kill')}"
+        firestore_client.document(document).set({"enabled": False})
         values = standin_env(alpaca) | {
             "GOOGLE_CLOUD_PROJECT": firestore_project,
             "EXEC_POSTGRES_DSN": pg_dsn,
@@ -66,26 +55,25 @@ def console(
             "EXEC_AUDITOR_KEY": AUDITOR,
             "EXEC_DUPLICATE_WAIT_S": "0",
         }
-        settings = Settings.from_env(values | env)
-        parts = bootstrap.build_service(settings)
-        if switch is not None:
-            # The console's action path to parts.operator, with the kill-switch document
-            # written to a recorder instead of Firestore; latches and the action log are real.
-            pool = open_pool(pg_dsn, max_size=1, timeout_s=5)
-            parts.closers.append(pool.close)
-            parts.operator = OperatorActions(
-                broker_account_id=settings.broker_account_id,
-                latches=PostgresLatches(pool, timeout_s=5),
-                actions=FirestoreOperatorLog(firestore_client, timeout_s=5),
-                clock=SystemClock(),
-                kill_switch=switch,
-            )
-        built.append(parts)
-        return create_app(settings, deps=parts).test_client()
+        if kill_switch_document:
+            values["EXECUTION_HALTED_DOC"] = document
+        app = create_app(Settings.from_env(values | env))
+        built.append(app.extensions["service_parts"])
+        client = app.test_client()
+        SWITCHES[id(client)] = firestore_client.document(document)
+        return client
 
     yield build
     for parts in built:
         parts.close()
+
+
+SWITCHES: dict[int, Any] = {}
+
+
+def switch(client: FlaskClient) -> dict[str, Any]:
+    """The client's kill-switch document, as the console's actions left it."""
+    return dict(SWITCHES[id(client)].get().to_dict() or {})
 
 
 def sign_in(client: FlaskClient, key: str, **headers: str) -> Any:
@@ -188,8 +176,7 @@ def test_a_cookie_signed_before_a_key_rotation_is_no_longer_accepted(console: Bu
 def test_a_halt_needs_a_token_a_reason_and_a_confirmation_and_is_recorded(
     console: Build,
 ) -> None:
-    switch = RecordingSwitch()
-    client = console(switch=switch)
+    client = console()
     sign_in(client, ADMIN)
     no_token = client.post("/console/actions/halt", data={"reason": "x", "step": "confirm"})
     assert no_token.status_code == 403
@@ -197,12 +184,16 @@ def test_a_halt_needs_a_token_a_reason_and_a_confirmation_and_is_recorded(
     assert no_reason.status_code == 400
     assert "Reason" in no_reason.get_data(as_text=True)
     review = act(client, "halt", reason="drill", cancel_working_orders="yes")
-    assert review.status_code == 200 and switch.calls == []
+    assert review.status_code == 200 and switch(client)["enabled"] is False
     page = review.get_data(as_text=True)
     assert "Confirm: Halt trading" in page and "cancel every working order" in page
     done = act(client, "halt", reason="drill", step="confirm")
     assert done.status_code == 302 and done.headers["Location"] == "/console/actions"
-    assert switch.calls == [{"state": "halted", "reason": "drill", "who": "operator"}]
+    written = switch(client)
+    assert (written["enabled"], written["reason"], written["by"]) == (True, "drill", "operator")
+    assert client.post("/execute", json=intent_body("after")).get_json()["reason"] == (
+        "kill_switch_enabled"
+    )
     result = client.get("/console/actions").get_data(as_text=True)
     assert "Halt trading: done." in result
     recorded = client.get("/state", headers={"X-Exec-Agent-Key": ADMIN}).get_json()
@@ -211,29 +202,29 @@ def test_a_halt_needs_a_token_a_reason_and_a_confirmation_and_is_recorded(
 
 
 def test_reduce_only_and_resume_write_their_states(console: Build) -> None:
-    switch = RecordingSwitch()
-    client = console(switch=switch)
+    client = console()
     sign_in(client, ADMIN)
     act(client, "reduce-only", reason="risk off", step="confirm")
+    assert switch(client)["enabled"] == "reduce_only"
+    assert 'data-word="REDUCE ONLY"' in client.get("/console/status").get_data(as_text=True)
     act(client, "resume", reason="all clear", step="confirm")
-    assert [c["state"] for c in switch.calls] == ["reduce_only", "off"]
+    assert switch(client)["enabled"] is False
+    assert 'data-word="TRADING"' in client.get("/console/status").get_data(as_text=True)
 
 
 def test_the_auditor_cannot_act_even_with_a_valid_session_and_token(console: Build) -> None:
-    switch = RecordingSwitch()
-    client = console(switch=switch)
+    client = console()
     sign_in(client, AUDITOR)
     page = client.get("/console/status").get_data(as_text=True)
     assert "Halt trading" not in page and "Resume trading" not in page
     for name in ("halt", "reduce-only", "resume", "enable-strategy"):
         forged = act(client, name, reason="forged", step="confirm", strategy_id="s")
         assert forged.status_code == 403, name
-    assert switch.calls == []
+    assert switch(client) == {"enabled": False}
 
 
 def test_a_post_from_another_site_is_refused(console: Build) -> None:
-    switch = RecordingSwitch()
-    client = console(switch=switch)
+    client = console()
     sign_in(client, ADMIN)
     token = csrf(client)
     forged = client.post(
@@ -241,13 +232,13 @@ def test_a_post_from_another_site_is_refused(console: Build) -> None:
         data={"csrf_token": token, "reason": "x", "step": "confirm"},
         headers={"Origin": "https://evil.example"},
     )
-    assert forged.status_code == 403 and switch.calls == []
+    assert forged.status_code == 403 and switch(client) == {"enabled": False}
     ours = client.post(
         "/console/actions/halt",
         data={"csrf_token": token, "reason": "x", "step": "confirm"},
         headers={"Origin": "http://localhost"},
     )
-    assert ours.status_code == 302 and len(switch.calls) == 1
+    assert ours.status_code == 302 and switch(client)["enabled"] is True
 
 
 def test_without_the_kill_switch_document_the_page_says_which_switch_to_flip(
@@ -255,7 +246,7 @@ def test_without_the_kill_switch_document_the_page_says_which_switch_to_flip(
 ) -> None:
     switch_file = tmp_path / "EXECUTION_HALTED"
     switch_file.write_text("0\n")
-    client = console(EXECUTION_HALTED_FILE=str(switch_file))
+    client = console(EXECUTION_HALTED_FILE=str(switch_file), kill_switch_document=False)
     sign_in(client, ADMIN)
     page = client.get("/console/actions").get_data(as_text=True)
     assert "EXECUTION_HALTED_DOC) is not configured" in page
@@ -389,7 +380,7 @@ def test_the_reconcile_page_shows_each_discrepancy(console: Build, alpaca: Alpac
 def test_no_page_shows_a_key(console: Build) -> None:
     alpaca_secret = "alpaca-secret-do-not-show"
     for key in (ADMIN, AUDITOR):
-        client = console(switch=RecordingSwitch(), ALPACA_SECRET_KEY=alpaca_secret)
+        client = console(ALPACA_SECRET_KEY=alpaca_secret)
         wrong = sign_in(client, key + "-wrong").get_data(as_text=True)
         sign_in(client, key)
         shown = [wrong, client.get("/console/signin").get_data(as_text=True)]
@@ -434,10 +425,7 @@ def test_behind_iap_the_verified_email_is_recorded_with_each_action(
     console: Build, iap_signer: Any
 ) -> None:
     signer, certs = iap_signer
-    switch = RecordingSwitch()
-    client = console(
-        switch=switch, EXEC_CONSOLE_IAP_AUDIENCE=IAP_AUDIENCE, EXEC_CONSOLE_IAP_CERTS_URL=certs.url
-    )
+    client = console(EXEC_CONSOLE_IAP_AUDIENCE=IAP_AUDIENCE, EXEC_CONSOLE_IAP_CERTS_URL=certs.url)
     assert client.get("/console/signin").status_code == 401
     bad = assertion(signer, "ann@example.com", aud="/projects/other")
     header = "X-Goog-IAP-JWT-Assertion"
@@ -447,6 +435,6 @@ def test_behind_iap_the_verified_email_is_recorded_with_each_action(
     assert "ann@example.com" in client.get("/console/signin").get_data(as_text=True)
     sign_in(client, ADMIN)
     act(client, "halt", reason="behind IAP", step="confirm")
-    assert switch.calls[0]["who"] == "operator:ann@example.com"
+    assert switch(client)["by"] == "operator:ann@example.com"
     client.environ_base[as_seen_by_wsgi] = assertion(signer, "bob@example.com")
     assert client.get("/console/status").status_code == 302  # Ann's cookie is not Bob's

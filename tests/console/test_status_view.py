@@ -289,3 +289,28 @@ def test_latches_that_could_not_be_read_are_unknown_not_none() -> None:
     doc = state(latched_strategies={"error": "unreadable: RiskDataUnavailable: down"})
     (row,) = view(Known(value=doc)).latched
     assert row.text == "UNKNOWN" and "down" in row.detail
+
+
+def test_the_books_halt_record_halts_and_says_who_and_why() -> None:
+    halt = {"state": "halted", "set_by": "operator:ann@example.com", "reason": "drill",
+            "set_at": "2026-03-10T14:00:00Z"}  # fmt: skip
+    shown = view(Known(value=state(book_halt=halt)))
+    assert shown.word == HALTED
+    assert shown.why[0].startswith("halted by operator:ann@example.com: drill")
+    assert shown.switches[0].text == "ON (halts)"
+
+
+def test_the_books_reduce_only_record_means_reduce_only() -> None:
+    halt = {"state": "reduce_only", "set_by": "operator", "reason": "risk off", "set_at": "t"}
+    assert view(Known(value=state(book_halt=halt))).word == REDUCE_ONLY
+
+
+def test_a_books_halt_record_that_cannot_be_read_is_unknown() -> None:
+    shown = view(Known(value=state(book_halt={"error": "unreadable: RiskDataUnavailable"})))
+    assert shown.word == UNKNOWN
+    assert shown.switches[0].text == "UNKNOWN"
+
+
+def test_a_reading_marked_reduce_only_means_reduce_only() -> None:
+    switches = [{"source": "file:/k", "halted": False, "value": "reduce_only", "reduce_only": True}]
+    assert view(Known(value=state(switches=switches))).word == REDUCE_ONLY

@@ -26,7 +26,8 @@ class FirestoreConsoleReads:
         self._sync_state_path = sync_state_path
 
     def sync_state(self) -> dict[str, Any] | None:
-        """The fill sync's cursor document (``updated_at``, ``last_run``); None if never run."""
+        """The fill sync's cursor document of the bound account (``updated_at``, ``last_run``);
+        None if it never ran."""
         ref = self._db.document(self._sync_state_path)
         snapshot = self._call(lambda: ref.get(retry=self._retry, timeout=self._timeout))
         return snapshot.to_dict() if snapshot.exists else None

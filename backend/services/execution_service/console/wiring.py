@@ -15,6 +15,7 @@ from typing import Any
 from backend.audit.broker_side import BookReader, OrderHistory
 from backend.audit.queries import LedgerReader
 from backend.execution.adapters.firestore_console_reads import FirestoreConsoleReads
+from backend.execution.adapters.firestore_fill_store import cursor_path
 from backend.execution.adapters.postgres_console_reads import PostgresConsoleReads
 from backend.execution.settings import Settings
 from backend.services.execution_service.console.day_cache import DayDecisions
@@ -38,7 +39,11 @@ def build_reads(settings: Settings, closers: list[Callable[[], None]]) -> Consol
     try:
         client = _firestore(settings)
         reads.ledger = LedgerReader(client, timeout_s=settings.io_timeout_s)
-        reads.firestore = FirestoreConsoleReads(client, timeout_s=settings.io_timeout_s)
+        reads.firestore = FirestoreConsoleReads(
+            client,
+            timeout_s=settings.io_timeout_s,
+            sync_state_path=cursor_path(settings.broker_account_id),
+        )
         # The day is read in the background, a page at a time: each page may take seconds.
         day_source = LedgerReader(
             client,
