@@ -270,6 +270,7 @@ def time_pages(
             started = time.perf_counter()
             answer = session.get(f"{url}{path}", timeout=120)
             samples[name].append((time.perf_counter() - started) * 1000)
+            figures[name]["bytes"] = len(answer.content)
             if answer.status_code != 200:
                 log(f"{path}: HTTP {answer.status_code}")
     for name, values in samples.items():

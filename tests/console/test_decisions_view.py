@@ -83,12 +83,12 @@ def test_the_filter_choices_come_from_the_days_records() -> None:
     assert options["strategy_id"] == ("momo", "s")
 
 
-def test_pages_hold_fifty_and_the_last_page_the_rest() -> None:
-    many = [record(n, seconds=n) for n in range(120)]
+def test_pages_hold_twenty_five_and_the_last_page_the_rest() -> None:
+    many = [record(n, seconds=n) for n in range(60)]
     first = decisions_view(many, DecisionFilters(), 1)
     last = decisions_view(many, DecisionFilters(), 3)
-    assert (first.pages, len(first.rows), len(last.rows)) == (3, 50, 20)
-    assert first.rows[0].client_intent_id == "i-119" and last.rows[-1].client_intent_id == "i-0"
+    assert (first.pages, len(first.rows), len(last.rows)) == (3, 25, 10)
+    assert first.rows[0].client_intent_id == "i-59" and last.rows[-1].client_intent_id == "i-0"
     assert decisions_view(many, DecisionFilters(), 99).page == 3
 
 

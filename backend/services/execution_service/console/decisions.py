@@ -27,7 +27,7 @@ from backend.services.execution_service.console.day_cache import (
 )
 
 Record = Mapping[str, Any]
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 # Stacking order of the per-minute chart, and the colour class of each outcome.
 OUTCOMES = ("submitted", "dry_run", "duplicate", "rejected", "retry_pending", "in_progress")
 FILTER_FIELDS = ("status", "reason", "strategy_id", "symbol")
