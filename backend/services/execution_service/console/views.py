@@ -10,7 +10,6 @@ import io
 import logging
 import re
 import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,10 +31,9 @@ from backend.audit.output import write_csv
 from backend.audit.queries import Filters
 from backend.execution.bootstrap import ServiceParts
 from backend.execution.clock import trading_date
-from backend.execution.decisions import jsonable
-from backend.execution.operator import ActionResult, Operator
+from backend.execution.operator import Operator
 from backend.execution.settings import Settings
-from backend.services.execution_service.admin import MAX_REASON, state_document
+from backend.services.execution_service.admin import state_document
 from backend.services.execution_service.auth import Unauthorized
 from backend.services.execution_service.console import decisions as decisions_model
 from backend.services.execution_service.console import orders as orders_model
@@ -47,6 +45,13 @@ from backend.services.execution_service.console.access import (
     same_token,
     session_secret,
 )
+from backend.services.execution_service.console.actions import (
+    ACTIONS,
+    fallback_switches,
+    flashed,
+    perform,
+    reason_problem,
+)
 from backend.services.execution_service.console.day_cache import DaySnapshot
 from backend.services.execution_service.console.iap import ASSERTION_HEADER, IapVerifier
 from backend.services.execution_service.console.known import Known, read
@@ -56,19 +61,7 @@ from backend.services.execution_service.console.wiring import ConsoleReads, buil
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PUBLIC_ENDPOINTS = frozenset({"console.static", "console.signin", "console.signin_post"})
-# What each action button does, in words for the confirmation step.
-ACTIONS = {
-    "halt": ("Halt trading", "Every instance refuses every new intent within the kill-switch "
-             "document's TTL."),
-    "reduce-only": ("Reduce only", "Every instance accepts only orders that reduce exposure "
-                    "within the kill-switch document's TTL."),
-    "resume": ("Resume trading", "The kill-switch document is switched off; other sources "
-               "(file, environment) still halt if they are on."),
-    "enable-strategy": ("Re-enable strategy", "The strategy's repeated-execution latch is "
-                        "lifted; its intents are decided again."),
-}  # fmt: skip
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -458,20 +451,9 @@ def register_console(
                 "confirm.html", f"Confirm: {title}", name=name, action=title, effect=effect,
                 reason=reason, cancel=cancel, strategy=strategy,
             )  # fmt: skip
-        who = g.who
-        perform: dict[str, Callable[[], ActionResult]] = {
-            "halt": lambda: parts.operator.halt(
-                reason=reason, who=who, cancel_working_orders=cancel, mode="halt"
-            ),
-            "reduce-only": lambda: parts.operator.halt(
-                reason=reason, who=who, cancel_working_orders=False, mode="reduce_only"
-            ),
-            "resume": lambda: parts.operator.resume(reason=reason, who=who),
-            "enable-strategy": lambda: parts.operator.enable_strategy(
-                strategy, reason=reason, who=who
-            ),
-        }
-        outcome = read(f"action {name}", perform[name])
+        outcome = read(
+            f"action {name}", lambda: perform(parts.operator, name, g.who, reason, cancel, strategy)
+        )
         session["result"] = flashed(ACTIONS[name][0], outcome)
         return redirect(url_for("console.actions"))
 
@@ -509,54 +491,3 @@ def register_console(
         return engine.clock.now().strftime("%Y-%m-%d %H:%M:%S UTC")
 
     app.register_blueprint(console)
-
-
-# The result travels in the session cookie (Post/Redirect/Get), so it is kept small: the full
-# details are in the operator action's record (execution_operator_actions).
-FLASHED_ORDERS = 10
-
-
-def flashed(action: str, outcome: Known[ActionResult]) -> dict[str, Any]:
-    result = outcome.value
-    if result is None:
-        return {"ok": False, "action": action, "action_id": None, "not_cancelled": [], "more": 0,
-                "message": f"the action failed ({outcome.error}); check the Status page before "
-                           "trying again"}  # fmt: skip
-    left = [
-        {k: str(v)[:120] for k, v in entry.items() if k in ("client_intent_id", "status", "why")}
-        for entry in jsonable(result.details.get("not_cancelled") or [])
-        if isinstance(entry, dict)
-    ]
-    return {"ok": result.ok, "action": action, "message": result.message,
-            "action_id": result.action_id, "not_cancelled": left[:FLASHED_ORDERS],
-            "more": max(0, len(left) - FLASHED_ORDERS)}  # fmt: skip
-
-
-def reason_problem(reason: str) -> str | None:
-    """Why a reason cannot go on the record, or None (the admin endpoints' rule)."""
-    if not reason:
-        return 'a "Reason" is required: say why, for the record'
-    if len(reason) > MAX_REASON or _CONTROL.search(reason):
-        return f"the reason must be at most {MAX_REASON} printable characters"
-    return None
-
-
-def fallback_switches(settings: Settings) -> list[str]:
-    """What the operator must flip instead when there is no Firestore kill switch to write."""
-    ways = [
-        f"write 1 (halt), reduce_only or 0 (resume) as the first line of the kill-switch file "
-        f"EXECUTION_HALTED_FILE={path} (on GKE: patch the execution-kill-switch ConfigMap; it "
-        "reaches the pods in 60-90 s)"
-        for path in settings.halted_file
-    ]
-    ways += [
-        f"set the environment variable {name}=1 (halt) or 0 (resume) and restart every "
-        "instance (it is read once at start-up)"
-        for name, _ in settings.halted_env
-    ]
-    if not ways:
-        ways.append(
-            "no kill switch is configured: set AGENT_MODE=HALTED and restart every instance, "
-            "and configure EXECUTION_HALTED_DOC so that the console can halt"
-        )
-    return ways
