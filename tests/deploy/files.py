@@ -42,6 +42,11 @@ EXTRA_ENV_NAMES = frozenset(
 )
 
 
+# Secret settings a deployment may leave out: the console's auditor key (the auditor role is
+# optional, docs/DEPLOY.md#the-console). When set, it comes from a secret like the others.
+OPTIONAL_SECRET_ENV_NAMES = frozenset({"EXEC_AUDITOR_KEY"})
+
+
 def setting_env_names() -> frozenset[str]:
     """Preferred names only: a deprecated alias logs a warning at every start-up."""
     return frozenset(names[0] for names in ENV_NAMES.values())

@@ -385,8 +385,10 @@ def test_secret_settings_come_only_from_secret_references(
         for name in files.secret_env_names():
             if name not in entries:
                 # Every preferred name is set; an alias (DATABASE_URL) need not be, but if it
-                # is, it comes from a secret too.
-                assert name not in files.setting_env_names(), f"{resource['kind']} lacks {name}"
+                # is, it comes from a secret too. So does an optional one, when it is set.
+                assert (
+                    name not in files.setting_env_names() or name in files.OPTIONAL_SECRET_ENV_NAMES
+                ), f"{resource['kind']} lacks {name}"
                 continue
             entry = entries[name]
             assert "value" not in entry, f"{name} is a literal"
