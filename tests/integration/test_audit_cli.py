@@ -381,7 +381,9 @@ def test_intents_show_every_decision_of_the_day_with_reasons_and_checks(
     halted_checks = run.out.splitlines()[
         line_with(run.out, decisions["halted"].client_intent_id) + 2
     ]
-    assert halted_checks.startswith("    checks: intent_age=skipped, broker_account=passed, kill_switch=failed (file:")
+    assert halted_checks.startswith(
+        "    checks: intent_age=skipped, broker_account=passed, kill_switch=failed (file:"
+    )
     assert f"{gateway.kill_file} is on)" in halted_checks
     too_big = run.out.splitlines()[line_with(run.out, decisions["too_big"].client_intent_id) + 2]
     assert "max_daily_trades=passed" in too_big

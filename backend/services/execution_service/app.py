@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from backend.execution import bootstrap
 from backend.execution.bootstrap import ServiceParts
@@ -292,6 +292,13 @@ def _register_errors(app: Flask) -> None:
             )
             return _bad_request_body(BadRequest(message)), 200
         return refusal(Reason.INVALID_REQUEST, message)[0], 413
+
+    @app.errorhandler(InternalServerError)
+    def _unexpected(exc: InternalServerError) -> tuple[Response, int, dict[str, str]]:
+        # An exception outside the engine (Flask has logged its traceback). Like the engine's own
+        # unexpected errors: internal_error, retryable, never a bare 500.
+        body, status = refusal(Reason.INTERNAL_ERROR, "unexpected error; nothing was decided")
+        return body, status, {"Retry-After": "1"}
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:
