@@ -22,7 +22,7 @@ from backend.execution.errors import ConfigurationError
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import Reason, rule_of
 from backend.services.execution_service import contract
-from backend.services.execution_service.auth import OidcVerifier, Unauthorized
+from backend.services.execution_service.auth import CachingRequest, OidcVerifier, Unauthorized
 from backend.services.execution_service.logs import (
     configure_logging,
     current_trace,
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
         result = engine.execute_intent(intent, _context("execute"))
         return _respond(result, contract.execute_status(result))
 
-    verifier = _push_verifier(settings)
+    verifiers = _verifiers(settings)
 
     @app.before_request
     def _refuse_new_work_while_draining() -> tuple[Response, int, dict[str, str]] | None:
@@ -105,10 +105,11 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
         return None
 
     @app.before_request
-    def _authenticate_push() -> tuple[Response, int] | None:
-        # Only Pub/Sub and Cloud Scheduler may drive these two; /execute is protected by the
-        # platform (Cloud Run IAM, ingress, NetworkPolicy).
-        if verifier is None or request.path not in ("/pubsub/push", "/sync-fills"):
+    def _authenticate() -> tuple[Response, int] | None:
+        # Pub/Sub and Cloud Scheduler drive /pubsub/push and /sync-fills; named service
+        # accounts call /execute. A path without a verifier is open (or has its own key).
+        verifier = verifiers.get(request.path)
+        if verifier is None:
             return None
         try:
             verifier.verify(request.headers.get("Authorization"))
@@ -179,12 +180,24 @@ class Drain:
             )
 
 
-def _push_verifier(settings: Settings) -> OidcVerifier | None:
-    if settings.push_audience is None:
-        return None
-    return OidcVerifier(
-        settings.push_audience, settings.push_service_account, certs_url=settings.oidc_certs_url
-    )
+def _verifiers(settings: Settings) -> dict[str, OidcVerifier]:
+    """Path -> the OIDC verifier guarding it; one certificate cache for all of them."""
+    certs = CachingRequest()
+    verifiers: dict[str, OidcVerifier] = {}
+    if settings.push_audience is not None:
+        allowed = None if settings.push_service_account is None else {settings.push_service_account}
+        push = OidcVerifier(
+            settings.push_audience, allowed, certs_url=settings.oidc_certs_url, request=certs
+        )
+        verifiers |= {"/pubsub/push": push, "/sync-fills": push}
+    if settings.execute_audience is not None:
+        verifiers["/execute"] = OidcVerifier(
+            settings.execute_audience,
+            settings.execute_allowed_callers,
+            certs_url=settings.oidc_certs_url,
+            request=certs,
+        )
+    return verifiers
 
 
 def _register_admin(app: Flask, engine: ExecutionEngine, admin_key: str) -> None:
