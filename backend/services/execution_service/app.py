@@ -9,6 +9,7 @@ import atexit
 import hmac
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -38,6 +39,8 @@ from backend.services.execution_service.parsing import (
 )
 
 log = logging.getLogger(__name__)
+
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
 
 
 def create_app(settings: Settings | None = None, deps: ServiceParts | None = None) -> Flask:
@@ -78,6 +81,11 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        # The HTTP contract (docs/openapi.json links to this file), served as written.
+        return Response(OPENAPI_DOCUMENT.read_bytes(), mimetype="application/json")
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
@@ -205,10 +213,13 @@ def _register_admin(app: Flask, engine: ExecutionEngine, admin_key: str) -> None
         offered = request.headers.get("X-Exec-Agent-Key", "")
         return hmac.compare_digest(offered.encode(), admin_key.encode())
 
+    def refused() -> tuple[Response, int]:
+        return refusal(Reason.UNAUTHORIZED, "missing or wrong X-Exec-Agent-Key")
+
     @app.get("/state")
     def state() -> tuple[Response, int]:
         if not authorised():
-            return jsonify(error="missing or wrong X-Exec-Agent-Key"), 401
+            return refused()
         snapshot = engine.gate_snapshot()
         return jsonify(
             state=snapshot.agent_state.value,
@@ -226,7 +237,7 @@ def _register_admin(app: Flask, engine: ExecutionEngine, admin_key: str) -> None
     @app.post("/recover")
     def recover() -> tuple[Response, int]:
         if not authorised():
-            return jsonify(error="missing or wrong X-Exec-Agent-Key"), 401
+            return refused()
         engine.agent.recover()
         snapshot = engine.gate_snapshot()
         return jsonify(state=snapshot.agent_state.value, why=snapshot.agent_state_why), 200
