@@ -102,7 +102,24 @@ def set_position(pg_dsn: str) -> Any:
     return _set
 
 
+# Latest trades the stand-in serves from the start of every test (stamped at each answer, so
+# always fresh), for the controls that read a reference price.
+REFERENCE_PRICES = {"SPY": "400.00", "AAPL": "190.00", "QQQ": "450.00", "MSFT": "410.00"}
+
+
 @pytest.fixture
 def alpaca() -> Iterator[AlpacaStandIn]:
     with AlpacaStandIn() as standin:
+        for symbol, price in REFERENCE_PRICES.items():
+            standin.set_latest_trade(symbol, price, at="live")
         yield standin
+
+
+def standin_env(standin: AlpacaStandIn) -> dict[str, str]:
+    """The variables that point a service at the stand-in for trading and market data."""
+    return {
+        "ALPACA_API_KEY": "key",
+        "ALPACA_SECRET_KEY": "secret",
+        "ALPACA_TRADING_HOST": standin.base_url,
+        "ALPACA_DATA_HOST": standin.base_url,
+    }

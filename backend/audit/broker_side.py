@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from backend.audit.timestamps import floor_datetime
+from backend.execution.book import BookRow
 from backend.execution.clock import TRADING_TIMEZONE
 from backend.execution.errors import BrokerUnavailable
 
@@ -29,6 +30,20 @@ class OrderHistory(Protocol):
     ) -> list[Order]: ...
 
     def get_order(self, broker_order_id: str) -> Order | None: ...
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None: ...
+
+    def list_open_orders(
+        self, *, after: datetime | None = None, limit: int = 500
+    ) -> list[Order]: ...
+
+
+class BookReader(Protocol):
+    """The part of the Postgres order book a reconciliation reads (PostgresOrderBook)."""
+
+    def open_rows(self, broker_account_id: str | None = None) -> list[BookRow]: ...
+
+    def rows_for(self, client_intent_ids: Iterable[str]) -> list[BookRow]: ...
 
 
 def trading_day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -89,3 +104,27 @@ def look_up_orders(
         if count % 50 == 0 or count == len(ids):
             progress(f"looked up {count} of {len(ids)} ledger orders at the broker…")
     return found
+
+
+def open_orders_of(
+    history: OrderHistory, *, limit: int = PAGE_LIMIT, progress: Progress = lambda _: None
+) -> list[Order]:
+    """Every order the broker still has open, oldest first, paged by submitted_at."""
+    orders: dict[str, Order] = {}
+    after: datetime | None = None
+    while True:
+        page = history.list_open_orders(after=after, limit=limit)
+        fresh = [o for o in page if o.get("id") and o.get("id") not in orders]
+        orders |= {str(o["id"]): o for o in fresh}
+        progress(f"fetched {len(orders)} open broker orders…")
+        next_after = floor_datetime(page[-1].get("submitted_at")) if page else None
+        if len(page) < limit or not fresh or next_after is None:
+            return list(orders.values())
+        after = next_after - timedelta(microseconds=1)
+
+
+def look_up_book_row(history: OrderHistory, row: BookRow) -> Order | None:
+    """The broker's order behind a book row: by its id when the book has it, else by intent."""
+    if row.broker_order_id:
+        return history.get_order(row.broker_order_id)
+    return history.get_order_by_client_id(row.client_intent_id)

@@ -23,7 +23,15 @@ from backend.audit.commands import list_decisions, list_trades, reconcile_day
 from backend.audit.output import FORMATS
 from backend.audit.queries import Filters, LedgerReader, describe
 from backend.execution.adapters.alpaca_reader import AlpacaReader
-from backend.execution.errors import BrokerUnavailable, ConfigurationError, LedgerUnavailable
+from backend.execution.adapters.postgres_order_book import PostgresOrderBook
+from backend.execution.adapters.postgres_pool import open_pool
+from backend.execution.adapters.postgres_schema import SchemaGuard
+from backend.execution.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    LedgerUnavailable,
+    RiskDataUnavailable,
+)
 from backend.execution.settings import Settings
 
 PROG = "python -m backend.audit"
@@ -41,6 +49,7 @@ environment:
   EXEC_IO_TIMEOUT_S      bound on each Firestore call, retries included (default 2)
   ALPACA_API_KEY, ALPACA_SECRET_KEY, ALPACA_TRADING_HOST, EXEC_BROKER_TIMEOUT_S
                          the broker, for reconcile
+  EXEC_POSTGRES_DSN      the order book, for reconcile (read only)
 
 exit codes: 0 done (reconcile: clean), 1 reconcile found discrepancies,
             2 usage error, invalid settings, or Firestore/Alpaca unreachable.
@@ -68,6 +77,11 @@ writes. Broker side: orders submitted that New York day whose client_order_id is
 record of this account, plus a lookup of every ledger order the listing did not return.
 Reports, one line each: orders missing from the ledger, ledger orders unknown to the broker,
 and qty, filled_qty, filled_avg_price (compared as decimals) and status mismatches.
+Then the order book (Postgres): every row of the account still working in the book against
+the broker's open orders, whatever their day. Reports rows working in the book but closed at
+(or unknown to) the broker, orders open at the broker that the book does not count as
+working, and working quantities that differ. Reserved rows the broker does not have are not
+reported: their outcome is still being settled (the fill sync releases them).
 Exit code 1 when anything is reported, 0 when clean."""
 
 
@@ -94,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             f"cannot read orders from Alpaca at {host}: {str(exc).rstrip('.')}. "
             "Check ALPACA_TRADING_HOST, ALPACA_API_KEY and ALPACA_SECRET_KEY."
         )
+    except RiskDataUnavailable as exc:
+        return fail(
+            f"cannot read the order book in Postgres: {str(exc).rstrip('.')}. "
+            "Check EXEC_POSTGRES_DSN."
+        )
     except KeyboardInterrupt:
         return fail("interrupted", code=130)
 
@@ -105,7 +124,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         ledger = LedgerReader(client, timeout_s=settings.io_timeout_s, progress=progress)
         if broker is not None:
-            return reconcile_day(ledger, broker, args.account, args.date, sys.stdout, progress)
+            book = open_book(settings)
+            try:
+                return reconcile_day(
+                    ledger, broker, args.account, args.date, sys.stdout, progress, book
+                )
+            finally:
+                book.close()
         statuses = tuple(dict.fromkeys(getattr(args, "status", None) or ()))
         filters = Filters(args.account, args.date, args.strategy, args.symbol, statuses)
         if args.command == "intents":
@@ -134,6 +159,17 @@ def open_broker(settings: Settings) -> AlpacaReader:
     return AlpacaReader(
         key, secret, settings.alpaca_trading_host, timeout_s=settings.broker_timeout_s
     )
+
+
+def open_book(settings: Settings) -> PostgresOrderBook:
+    """The order book, read-only: reconcile never creates or upgrades tables."""
+    if settings.postgres_dsn is None:
+        raise ConfigurationError("reconcile also checks the order book and needs EXEC_POSTGRES_DSN")
+    pool = open_pool(
+        settings.postgres_dsn.get_secret_value(), max_size=1, timeout_s=settings.io_timeout_s
+    )
+    schema = SchemaGuard(pool, migrate=False, timeout_s=settings.io_timeout_s)
+    return PostgresOrderBook(pool, timeout_s=settings.io_timeout_s, schema=schema)
 
 
 def _secret(value: SecretStr | None) -> str:

@@ -6,10 +6,14 @@ from datetime import date
 from typing import Any, TextIO
 
 from backend.audit import views
+from backend.audit.book_reconcile import reconcile_book
 from backend.audit.broker_side import (
+    BookReader,
     OrderHistory,
     Progress,
+    look_up_book_row,
     look_up_orders,
+    open_orders_of,
     orders_submitted_on,
     trading_day_bounds,
 )
@@ -39,6 +43,7 @@ def reconcile_day(
     day: date,
     out: TextIO,
     progress: Progress,
+    book: BookReader | None = None,
 ) -> int:
     start, end = trading_day_bounds(day)
     out.write(
@@ -55,7 +60,43 @@ def reconcile_day(
         f"{counted(len(result.discrepancies), 'discrepancy', 'discrepancies')}"
         + (" - clean\n" if result.clean else "\n")
     )
-    return CLEAN if result.clean else DISCREPANCIES
+    book_clean = reconcile_order_book(book, broker, account, out, progress) if book else True
+    return CLEAN if result.clean and book_clean else DISCREPANCIES
+
+
+def reconcile_order_book(
+    book: BookReader, broker: OrderHistory, account: str, out: TextIO, progress: Progress
+) -> bool:
+    """The book's working orders against the broker's open ones (every day: orders work across
+    days). A row the broker's open listing lacks is looked up on its own."""
+    open_rows = book.open_rows(account)
+    open_orders = {
+        str(o.get("client_order_id")): o for o in open_orders_of(broker, progress=progress)
+    }
+    known = {row.client_intent_id for row in open_rows}
+    others = [
+        row
+        for row in book.rows_for(coid for coid in open_orders if coid not in known)
+        if row.broker_account_id == account
+    ]
+    orders = {coid: order for coid, order in open_orders.items() if coid in known}
+    orders |= {row.client_intent_id: open_orders[row.client_intent_id] for row in others}
+    for row in open_rows:
+        if row.client_intent_id not in orders:
+            found = look_up_book_row(broker, row)
+            if found is not None:
+                orders[row.client_intent_id] = found
+    found_discrepancies = reconcile_book([*open_rows, *others], orders)
+    for discrepancy in found_discrepancies:
+        out.write(discrepancy.describe() + "\n")
+    at_broker = sum(1 for row in [*open_rows, *others] if row.client_intent_id in open_orders)
+    out.write(
+        f"order book: {counted(len(open_rows), 'working row')} in the book, "
+        f"{counted(at_broker, 'open order')} of ours at the broker, "
+        f"{counted(len(found_discrepancies), 'discrepancy', 'discrepancies')}"
+        + (" - clean\n" if not found_discrepancies else "\n")
+    )
+    return not found_discrepancies
 
 
 def gather(

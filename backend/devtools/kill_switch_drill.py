@@ -32,6 +32,9 @@ from backend.devtools import local_stack
 from backend.devtools.configmap import ConfigMapDir
 from backend.devtools.service_process import REPO_ROOT, ServiceProcess
 
+# The one account the drill's service routes for (EXEC_BROKER_ACCOUNT_ID).
+DRILL_ACCOUNT = "drill-paper"
+
 
 @dataclass
 class Sample:
@@ -92,7 +95,7 @@ def drive(url: str, rate: float, duration_s: float, flip: Any) -> DrillResult:
         body = {
             "client_intent_id": f"drill-{uuid.uuid4().hex[:20]}",
             "strategy_id": "drill",
-            "broker_account_id": f"drill-{uuid.uuid4().hex[:8]}",
+            "broker_account_id": DRILL_ACCOUNT,
             "symbol": "SPY",
             "side": "buy",
             "qty": "1",
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                     "ALPACA_TRADING_HOST": broker_url,
                     "EXECUTION_HALTED_FILE": str(switch.path("EXECUTION_HALTED")),
                     "EXEC_MAX_DAILY_TRADES": "1000000",
+                    "EXEC_MAX_POSITION_QTY": "1000000000",
+                    "EXEC_BROKER_ACCOUNT_ID": DRILL_ACCOUNT,
                     "LOG_LEVEL": "WARNING",
                 },
                 workers=2,

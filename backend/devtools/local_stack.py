@@ -26,7 +26,7 @@ Postgres
        :func:`stop_throwaway_postgres`.
 
     :func:`create_database`, :func:`drop_database` and :func:`apply_schema`
-    (``backend/db/schema.sql``) operate on the returned DSN.
+    (the migrations in ``backend/db/migrations``) operate on the returned DSN.
 
 Environment variables read here:
     ``EXEC_TEST_PG_DSN``           admin DSN to use instead of discovering/starting one
@@ -66,7 +66,6 @@ __all__ = [
     "DEFAULT_ADMIN_DSN",
     "EMULATOR_DIR",
     "REPO_ROOT",
-    "SCHEMA_PATH",
     "EmulatorProcess",
     "apply_schema",
     "create_database",
@@ -78,7 +77,6 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMULATOR_DIR = REPO_ROOT / "tools" / "firestore-emulator"
-SCHEMA_PATH = REPO_ROOT / "backend" / "db" / "schema.sql"
 LOCAL_PG_DIR = REPO_ROOT / ".local" / "pg"
 
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -633,10 +631,11 @@ def drop_database(admin_dsn: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def apply_schema(dsn: str, schema_path: Path | None = None) -> None:
-    """Execute ``backend/db/schema.sql`` (idempotent DDL) against ``dsn`` in one transaction."""
-    path = schema_path or SCHEMA_PATH
-    ddl = path.read_text()
-    with psycopg.connect(dsn, connect_timeout=10) as conn:
-        conn.execute(ddl.encode())  # no params -> simple protocol, multiple statements OK
-    _log(f"applied {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+def apply_schema(dsn: str) -> None:
+    """Create or upgrade the gateway's tables (``backend/db/migrations``), as the service does at
+    start-up; idempotent."""
+    from backend.execution.adapters.postgres_schema import migrate
+
+    with psycopg.connect(dsn, connect_timeout=10, autocommit=True) as conn:
+        applied = migrate(conn)
+    _log(f"database schema: {', '.join(applied) if applied else 'up to date'}")

@@ -3,9 +3,13 @@
 1. starts the pinned Firestore emulator on 127.0.0.1:``$FIRESTORE_EMULATOR_PORT`` (default
    8787) -- skipped if ``FIRESTORE_EMULATOR_HOST`` is already set;
 2. finds/starts Postgres (:func:`backend.devtools.local_stack.ensure_postgres`), creates the
-   ``execution_gateway_local`` database if missing and applies ``backend/db/schema.sql`` --
+   ``execution_gateway_local`` database if missing and creates or upgrades its tables (``backend/db/migrations``) --
    skipped if ``EXEC_POSTGRES_DSN`` is already set;
-3. runs gunicorn serving ``$EXEC_LOCAL_APP`` (default
+3. unless ``ALPACA_API_KEY`` is set, starts the local Alpaca stand-in
+   (``tests/support/alpaca_standin.py``) on a free port, serving always-fresh reference prices
+   (``LOCAL_PRICES``) for the pre-trade controls that need one, and points the gateway's
+   trading and market-data hosts at it with throwaway keys (dry-run still sends nothing);
+4. runs gunicorn serving ``$EXEC_LOCAL_APP`` (default
    ``backend.services.execution_service.app:create_app()``) on 127.0.0.1:``$PORT`` (default
    8080) with ``--workers 1 --threads 8`` and, unless already set, ``FIRESTORE_EMULATOR_HOST``,
    ``GOOGLE_CLOUD_PROJECT=demo-execution-gateway``, ``EXEC_POSTGRES_DSN`` and
@@ -36,6 +40,8 @@ from backend.devtools.local_stack import (
 DEFAULT_APP = "backend.services.execution_service.app:create_app()"
 LOCAL_DB_NAME = "execution_gateway_local"
 DEFAULT_PROJECT = "demo-execution-gateway"
+# Reference prices the local stand-in serves (latest trades, stamped fresh at every answer).
+LOCAL_PRICES = {"SPY": "450.00", "QQQ": "380.00", "AAPL": "190.00", "MSFT": "410.00"}
 
 SAMPLE_ORDER = (
     '{"client_intent_id":"demo-1","strategy_id":"demo","broker_account_id":"paper-1",'
@@ -57,6 +63,40 @@ def _int_env(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
+class _StandIn:
+    """The Alpaca stand-in in a child process (it prints its URL on its first line)."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process, self.url = process, url
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _start_standin() -> _StandIn:
+    prices = [
+        arg for symbol, price in LOCAL_PRICES.items() for arg in ("--price", f"{symbol}={price}")
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.alpaca_standin", "--port", "0", *prices],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    if not url.startswith("http://"):
+        process.kill()
+        raise SystemExit("[run-local] the local Alpaca stand-in did not start")
+    return _StandIn(process, url)
+
+
 class _Stop(Exception):
     """Raised from the SIGTERM/SIGHUP handler to unwind into the cleanup path."""
 
@@ -74,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _raise_stop)
 
     emulator: EmulatorProcess | None = None
+    standin: _StandIn | None = None
     gunicorn: subprocess.Popen[bytes] | None = None
     env = dict(os.environ)
     try:
@@ -108,6 +149,18 @@ def main(argv: list[str] | None = None) -> int:
             env["EXEC_POSTGRES_DSN"] = dsn
         env.setdefault("EXEC_DRY_RUN", "true")
 
+        # --- Alpaca stand-in: market data for the price controls ---------------------------
+        if env.get("ALPACA_API_KEY"):
+            _say("[run-local] using the Alpaca keys and hosts from the environment")
+        else:
+            standin = _start_standin()
+            env |= {
+                "ALPACA_API_KEY": "local",
+                "ALPACA_SECRET_KEY": "local",
+                "ALPACA_TRADING_HOST": standin.url,
+                "ALPACA_DATA_HOST": standin.url,
+            }
+
         # --- gunicorn -------------------------------------------------------------------
         cmd = [
             sys.executable,
@@ -138,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"  FIRESTORE_EMULATOR_HOST={env['FIRESTORE_EMULATOR_HOST']}")
         _say(f"  GOOGLE_CLOUD_PROJECT={env['GOOGLE_CLOUD_PROJECT']}")
         _say(f"  EXEC_POSTGRES_DSN={env['EXEC_POSTGRES_DSN']}")
+        _say(f"  ALPACA_DATA_HOST={env.get('ALPACA_DATA_HOST', 'https://data.alpaca.markets')}")
+        if standin is not None:
+            prices = ", ".join(f"{s} {p}" for s, p in LOCAL_PRICES.items())
+            _say(f"  local Alpaca stand-in serving reference prices: {prices}")
         _say("Try:")
         _say(f"  {sample_curl}")
         _say("Ctrl-C stops the gateway and the emulator.")
@@ -163,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         if emulator is not None:
             emulator.stop()
             _say("[run-local] Firestore emulator stopped")
+        if standin is not None:
+            standin.stop()
 
 
 if __name__ == "__main__":

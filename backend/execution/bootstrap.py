@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.agent_state import AgentStateTracker
+from backend.execution.context_reader import FactSources
 from backend.execution.errors import ConfigurationError
 from backend.execution.fill_sync import FillSync
+from backend.execution.operator import OperatorActions
 
 if TYPE_CHECKING:
     from backend.execution.engine import ExecutionEngine
 from backend.execution.ports import (
     Broker,
+    BrokerAccountSource,
     HeartbeatSource,
     IntentLedger,
     KillSwitchSource,
@@ -46,6 +49,8 @@ class Adapters:
     kill_switches: Sequence[KillSwitchSource]
     heartbeat: HeartbeatSource | None
     agent: AgentStateTracker
+    broker_account: BrokerAccountSource | None = None
+    facts: FactSources = field(default_factory=FactSources)
     # Called on shutdown: pools and clients this root opened.
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -60,6 +65,8 @@ def build_missing(
     kill_switches: Sequence[KillSwitchSource] | None = None,
     heartbeat: HeartbeatSource | None = None,
     agent: AgentStateTracker | None = None,
+    broker_account: BrokerAccountSource | None = None,
+    facts: FactSources | None = None,
 ) -> Adapters:
     closers: list[Callable[[], None]] = []
     lazy_client: list[Any] = []
@@ -103,7 +110,69 @@ def build_missing(
         kill_switches=kill_switches,
         heartbeat=heartbeat,
         agent=agent or build_agent(settings),
+        broker_account=broker_account or build_broker_account(settings, dry_run=dry_run),
+        facts=facts or build_fact_sources(settings, firestore_client),
         closers=closers,
+    )
+
+
+def build_fact_sources(settings: Settings, firestore_client: Callable[[], Any]) -> FactSources:
+    """The broker facts the pre-trade controls read, each cached (docs/RISK_CONTROLS.md).
+    Without Alpaca keys there is nothing to read them with: a control that needs one then
+    refuses (fail closed) unless it is switched off."""
+    restricted = None
+    if settings.restricted_doc is not None:
+        from backend.execution.adapters.firestore_documents import CachedDocument
+        from backend.execution.adapters.firestore_restricted import FirestoreRestrictedList
+
+        restricted = FirestoreRestrictedList(
+            CachedDocument(
+                firestore_client(),
+                settings.restricted_doc,
+                ttl_s=settings.halted_doc_ttl_s,
+                timeout_s=settings.io_timeout_s,
+            )
+        )
+    if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
+        return FactSources(restricted_list=restricted)
+    from backend.execution.adapters.alpaca_clock import AlpacaCalendar, AlpacaClock
+    from backend.execution.adapters.alpaca_market_data import AlpacaMarketData
+
+    keys = (
+        settings.alpaca_api_key.get_secret_value(),
+        settings.alpaca_secret_key.get_secret_value(),
+    )
+    trading, timeout = settings.alpaca_trading_host, settings.broker_timeout_s
+    return FactSources(
+        reference_prices=AlpacaMarketData(
+            *keys,
+            settings.alpaca_data_host,
+            feed=settings.alpaca_data_feed,
+            ttl_s=settings.reference_price_cache_s,
+            timeout_s=timeout,
+        ),
+        # The clock flips at the bell from a cached reading (MarketClock.is_open_at).
+        market_clock=AlpacaClock(*keys, trading, ttl_s=60.0, timeout_s=timeout),
+        calendar=AlpacaCalendar(*keys, trading, ttl_s=3600.0, timeout_s=timeout),
+        restricted_list=restricted,
+    )
+
+
+def build_broker_account(settings: Settings, *, dry_run: bool) -> BrokerAccountSource | None:
+    """GET /v2/account, cached, when ALPACA_ACCOUNT_NUMBER asks to confirm the keys' account
+    (live routing only: dry-run sends nothing, so there is nothing to confirm)."""
+    if dry_run or settings.alpaca_account_number is None:
+        return None
+    if settings.alpaca_api_key is None or settings.alpaca_secret_key is None:
+        raise ConfigurationError("ALPACA_ACCOUNT_NUMBER needs ALPACA_API_KEY and ALPACA_SECRET_KEY")
+    from backend.execution.adapters.alpaca_account import AlpacaAccount
+
+    return AlpacaAccount(
+        settings.alpaca_api_key.get_secret_value(),
+        settings.alpaca_secret_key.get_secret_value(),
+        settings.alpaca_trading_host,
+        ttl_s=settings.alpaca_account_ttl_s,
+        timeout_s=settings.broker_timeout_s,
     )
 
 
@@ -178,6 +247,7 @@ class ServiceParts:
 
     engine: ExecutionEngine
     fill_sync: FillSync | None
+    operator: OperatorActions
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -191,7 +261,28 @@ def build_service(settings: Settings) -> ServiceParts:
 
     closers: list[Callable[[], None]] = []
     engine = ExecutionEngine(settings=settings)
-    return ServiceParts(engine, build_fill_sync(settings, closers), closers)
+    operator = build_operator(settings, closers)
+    return ServiceParts(engine, build_fill_sync(settings, closers), operator, closers)
+
+
+def build_operator(settings: Settings, closers: list[Callable[[], None]]) -> OperatorActions:
+    from google.cloud import firestore
+
+    from backend.execution.adapters.firestore_operator_log import FirestoreOperatorLog
+    from backend.execution.adapters.postgres_latches import PostgresLatches
+    from backend.execution.adapters.postgres_schema import SchemaGuard
+    from backend.execution.clock import SystemClock
+
+    client = firestore.Client(project=settings.gcp_project, database=settings.firestore_database)
+    closers.append(client.close)
+    pool = _pool(settings, closers, max_size=2)
+    schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
+    return OperatorActions(
+        broker_account_id=settings.broker_account_id,
+        latches=PostgresLatches(pool, timeout_s=settings.io_timeout_s, schema=schema),
+        actions=FirestoreOperatorLog(client, timeout_s=settings.io_timeout_s),
+        clock=SystemClock(),
+    )
 
 
 def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> FillSync | None:
@@ -208,7 +299,12 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
 
     client = firestore.Client(project=settings.gcp_project, database=settings.firestore_database)
     closers.append(client.close)
+    from backend.execution.adapters.postgres_order_book import PostgresOrderBook
+    from backend.execution.adapters.postgres_schema import SchemaGuard
+
+    # Two connections: the sync lock holds one for the whole run, the book writes use the other.
     pool = _pool(settings, closers, max_size=2)
+    schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
     return FillSync(
         AlpacaReader(
             settings.alpaca_api_key.get_secret_value(),
@@ -219,6 +315,9 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
         FirestoreFillStore(client, timeout_s=settings.io_timeout_s),
         PostgresSyncLock(pool, timeout_s=settings.io_timeout_s),
         SystemClock(),
+        book=PostgresOrderBook(pool, timeout_s=settings.io_timeout_s, schema=schema),
+        # After its lease, the attempt that reserved a row can no longer start a broker call.
+        reservation_grace_s=settings.claim_lease_s + 2 * settings.broker_timeout_s,
         budget_s=settings.sync_budget_s,
         overlap_s=settings.sync_overlap_s,
         min_call_interval_s=settings.broker_min_interval_s,
@@ -241,6 +340,25 @@ def _pool(settings: Settings, closers: list[Callable[[], None]], *, max_size: in
 
 def _postgres_risk_book(settings: Settings, closers: list[Callable[[], None]]) -> RiskBook:
     from backend.execution.adapters.postgres_risk_book import PostgresRiskBook
+    from backend.execution.adapters.postgres_schema import SchemaGuard
+    from backend.execution.errors import RiskDataUnavailable
 
     pool = _pool(settings, closers, max_size=settings.pg_pool_max)
-    return PostgresRiskBook(pool, timeout_s=settings.io_timeout_s)
+    schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
+    try:
+        # Tables are created or upgraded now; a database that is down does not stop start-up:
+        # intents are refused as retryable until it is back, and the first one then upgrades.
+        schema.ensure()
+    except RiskDataUnavailable as exc:
+        log.warning(
+            "database not ready at start-up (%s); intents are refused as retryable until it is",
+            exc,
+            extra={"event": "db.not_ready"},
+        )
+    return PostgresRiskBook(
+        pool,
+        timeout_s=settings.io_timeout_s,
+        position_skew_s=settings.position_skew_s,
+        repeat_window_s=settings.repeat_limit.within_s if settings.repeat_limit else 60,
+        schema=schema,
+    )

@@ -18,8 +18,19 @@ from datetime import date, datetime
 from backend.execution import freshness, gate, outcomes, risk
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.adapters.dry_run_broker import DryRunBroker
+from backend.execution.adoption import order_differences
 from backend.execution.agent_state import AgentInputs, AgentStateTracker
+from backend.execution.broker_facts import BrokerAccount
 from backend.execution.clock import Clock, SystemClock, trading_date
+from backend.execution.context_reader import (
+    FactSources,
+    book_context,
+    read_order_context,
+    reduce_only_source,
+)
+from backend.execution.controls.book_rules import trips_latch
+from backend.execution.controls.context import ControlContext, OrderContext, Stage
+from backend.execution.controls.table import CONTROLS, run_stage
 from backend.execution.decision_log import log_decision
 from backend.execution.decisions import (
     CheckResult,
@@ -40,13 +51,14 @@ from backend.execution.intent import OrderIntent
 from backend.execution.kill_switch import KillSwitchReading, kill_switch_check
 from backend.execution.ports import (
     Broker,
+    BrokerAccountSource,
     HeartbeatSource,
     IntentLedger,
     KillSwitchSource,
     RiskBook,
 )
-from backend.execution.risk import RiskSnapshot
 from backend.execution.settings import Settings
+from backend.execution.settlement import Settlement, settle
 from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
 
 __all__ = [
@@ -114,6 +126,8 @@ class ExecutionEngine:
         heartbeat: HeartbeatSource | None = None,
         clock: Clock | None = None,
         agent: AgentStateTracker | None = None,
+        broker_account: BrokerAccountSource | None = None,
+        facts: FactSources | None = None,
     ) -> None:
         # Imported here: the composition root imports this module to build engines.
         from backend.execution import bootstrap
@@ -130,8 +144,14 @@ class ExecutionEngine:
             kill_switches=kill_switches,
             heartbeat=heartbeat,
             agent=agent,
+            broker_account=broker_account,
+            facts=facts,
         )
         self.broker: Broker = built.broker
+        # Set when ALPACA_ACCOUNT_NUMBER asks for the keys' account to be confirmed.
+        self.broker_account: BrokerAccountSource | None = built.broker_account
+        # Market data, clock, calendar and restricted list for the pre-trade controls.
+        self.facts: FactSources = built.facts
         self.ledger: IntentLedger = built.ledger
         self.risk_book: RiskBook = built.risk_book
         self.kill_switches: tuple[KillSwitchSource, ...] = tuple(built.kill_switches)
@@ -190,6 +210,8 @@ class ExecutionEngine:
             "firestore": lambda: self.ledger.load("_readiness_probe"),
             "postgres": getattr(self.risk_book, "ping", None),
         }
+        if self.settings.alpaca_account_number and self.broker_account is not None:
+            probes["broker_account"] = self._probe_broker_account
         status: dict[str, str] = {}
         for name, probe in probes.items():
             if probe is None:
@@ -200,6 +222,11 @@ class ExecutionEngine:
             except TransientError as exc:
                 status[name] = str(exc)
         return status
+
+    def _probe_broker_account(self) -> None:
+        check = self._account_checks()[0]
+        if check.blocks:
+            raise TransientError(check.detail)
 
     def close(self) -> None:
         """Releases the pools and clients the composition root opened for this engine."""
@@ -281,7 +308,17 @@ class ExecutionEngine:
         if not decision.allowed:  # refused before any risk I/O
             return outcomes.rejected_by_checks(intent, decision)
 
-        decision = decision.plus(self._risk_checks(intent, now, attempt))
+        day = trading_date(now)
+        order_context = read_order_context(
+            intent, now, day, self.settings, self.facts, self._reduce_only()
+        )
+        decision = decision.plus(
+            run_stage(Stage.ORDER, intent, ControlContext(order_context), self.settings)
+        )
+        if not decision.allowed:  # refused on the order itself: no Postgres round trip
+            return outcomes.rejected_by_checks(intent, decision)
+
+        decision = decision.plus(self._book_checks(intent, day, order_context, attempt))
         if not decision.allowed:
             return outcomes.rejected_by_checks(intent, decision)
 
@@ -289,56 +326,76 @@ class ExecutionEngine:
 
     def _gate_checks(self) -> list[CheckResult]:
         snapshot = self.gate_snapshot()
-        return [
+        checks = [
             kill_switch_check(snapshot.kill_switch),
             gate.agent_mode_check(self.settings.agent_mode, dry_run=self.dry_run),
             gate.agent_state_check(
                 snapshot.agent_state, snapshot.agent_state_why, dry_run=self.dry_run
             ),
         ]
+        if not any(check.blocks for check in checks):
+            checks.extend(self._account_checks())
+        return checks
 
-    def _risk_checks(
-        self, intent: OrderIntent, now: datetime, attempt: _Attempt
+    def _account_checks(self) -> list[CheckResult]:
+        expected = self.settings.alpaca_account_number
+        if expected is None or self.broker_account is None:
+            return []
+        seen, error = self.read_broker_account()
+        return [gate.broker_account_verified_check(expected, seen, error)]
+
+    def read_broker_account(self) -> tuple[BrokerAccount | None, str | None]:
+        """The keys' account (cached by the adapter), or why it could not be read."""
+        if self.broker_account is None:
+            return None, "not configured"
+        try:
+            return self.broker_account.account(), None
+        except TransientError as exc:
+            return None, str(exc)
+
+    def _book_checks(
+        self, intent: OrderIntent, day: date, order_context: OrderContext, attempt: _Attempt
     ) -> list[CheckResult]:
-        """Runs both checks on one consistent snapshot; when routing for real and both pass,
-        reserves the daily slot and the exposure in the same locked transaction."""
-        account, day = intent.broker_account_id, trading_date(now)
+        """Runs the book's controls on one consistent snapshot; when routing for real and all
+        pass, reserves the order in the same locked transaction. A tripped repeat latch is
+        written in that transaction too."""
         reserve = not self.dry_run
         try:
             with self.risk_book.hold(intent, day, exclusive=reserve) as hold:
-                checks = self._assess(intent, day, hold.snapshot)
+                book = book_context(day, hold.snapshot, self.settings)
+                context = ControlContext(order_context, book)
+                checks = run_stage(Stage.BOOK, intent, context, self.settings)
                 if reserve and not any(check.blocks for check in checks):
                     attempt.may_hold_reservation = True
                     hold.reserve()
+                for check in checks:
+                    if trips_latch(check):
+                        hold.latch(check.detail)
             return checks
         except TransientError as exc:
-            fail_open = self.settings.risk_fail_open
-            daily_inputs = {"broker_account_id": account, "trading_date": day}
-            position_inputs = {"broker_account_id": account, "symbol": intent.symbol}
-            return [
-                risk.data_unavailable(
-                    "max_daily_trades", daily_inputs, str(exc), fail_open=fail_open
-                ),
-                risk.data_unavailable(
-                    "max_position_size", position_inputs, str(exc), fail_open=fail_open
-                ),
-            ]
+            return self._book_unreadable(intent, day, str(exc))
 
-    def _assess(self, intent: OrderIntent, day: date, snapshot: RiskSnapshot) -> list[CheckResult]:
+    def _book_unreadable(self, intent: OrderIntent, day: date, error: str) -> list[CheckResult]:
+        """Every book control that is on refuses, fail closed, unless EXEC_RISK_FAIL_OPEN lets
+        it pass with a warning. Reduce-only never fails open: it is an operator's order."""
+        account = intent.broker_account_id
+        inputs = {"broker_account_id": account, "symbol": intent.symbol, "trading_date": day}
+        reducing = self._reduce_only() is not None
         return [
-            risk.max_daily_trades_check(
-                intent.broker_account_id, day, snapshot.trades_today, self.settings.max_daily_trades
-            ),
-            risk.max_position_check(
-                intent.broker_account_id,
-                intent.symbol,
-                snapshot.position_qty,
-                intent.signed_qty,
-                self.settings.max_position_qty,
-                pending_qty=snapshot.pending_qty,
-                position_updated_at=snapshot.position_updated_at,
-            ),
+            risk.data_unavailable(
+                control.name,
+                inputs,
+                error,
+                fail_open=self.settings.risk_fail_open and control.name != "reduce_only",
+            )
+            for control in CONTROLS
+            if control.stage is Stage.BOOK
+            and control.is_on(self.settings)
+            and (control.name != "reduce_only" or reducing)
         ]
+
+    def _reduce_only(self) -> str | None:
+        return reduce_only_source(self.settings, [])
 
     def _route(
         self, intent: OrderIntent, decision: PreTradeDecision, attempt: _Attempt
@@ -401,6 +458,37 @@ class ExecutionEngine:
             )
         if order is None:
             return None
+        differences = order_differences(intent.summary(), order.raw)
+        if differences:
+            # Not the intent's order: someone else used this client_order_id. Adopting it would
+            # write its broker data over the intent's ledger entry and count the wrong order.
+            log.error(
+                "the broker's order under client_order_id %s is not this intent's: %s",
+                intent.client_intent_id,
+                "; ".join(differences),
+                extra={
+                    "event": "broker.order_mismatch",
+                    "client_intent_id": intent.client_intent_id,
+                    "intent": intent.summary(),
+                    "broker_order": dict(order.raw),
+                    "differences": differences,
+                },
+            )
+            mismatch = CheckResult(
+                "earlier_attempt",
+                CheckOutcome.FAILED,
+                {"client_order_id": intent.client_intent_id, "differences": differences},
+                Reason.BROKER_ORDER_MISMATCH,
+                "the broker has a different order under this client_order_id; nothing adopted",
+            )
+            return outcomes.refused(
+                intent,
+                Reason.BROKER_ORDER_MISMATCH,
+                f"the broker has a different order under this client_order_id "
+                f"({'; '.join(differences)}); nothing was adopted or sent",
+                decision.plus([mismatch]),
+                retry_after_s=None,
+            )
         adoption = CheckResult(
             "earlier_attempt",
             CheckOutcome.PASSED,
@@ -412,21 +500,25 @@ class ExecutionEngine:
     def _settle_reservation(
         self, intent: OrderIntent, now: datetime, result: ExecutionResult, attempt: _Attempt
     ) -> None:
-        """Marks the reservation routed, or gives the slot back once the order surely does not
-        exist; while the outcome is unknown the slot stays taken."""
+        """Applies the one settlement rule (:mod:`backend.execution.settlement`) to the book."""
         if self.broker.simulated:
             return
-        routed = result.status is Status.SUBMITTED
-        if not routed and (attempt.order_may_exist or not attempt.may_hold_reservation):
-            return
+        order = result.broker_order if result.status is Status.SUBMITTED else None
+        outcome = settle(
+            placed=order is not None,
+            order_may_exist=attempt.order_may_exist,
+            may_hold_reservation=attempt.may_hold_reservation,
+        )
         try:
-            self.risk_book.settle(
-                intent, trading_date(now), routed=routed, broker_order_id=result.broker_order_id
-            )
+            if outcome is Settlement.PLACED:
+                assert order is not None
+                self.risk_book.record_placed(intent, trading_date(now), order)
+            elif outcome is Settlement.RELEASE:
+                self.risk_book.release(intent)
         except TransientError as exc:
             # Failing to settle leaves the reservation counted: conservative, never permissive.
             log.error(
-                "could not settle the risk reservation of %s: %s",
+                "could not settle the book entry of %s: %s",
                 intent.client_intent_id,
                 exc,
                 extra={"event": "risk.settle_failed", "client_intent_id": intent.client_intent_id},

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from backend.execution.adoption import order_differences
+from backend.execution.book import BookRow
 from backend.execution.clock import Clock
 from backend.execution.errors import TransientError
 from backend.execution.fills import (
@@ -39,6 +41,7 @@ from backend.execution.fills import (
 from backend.execution.ports import BrokerHistory
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Intent fields copied from a decision record when the sync adopts an order missing from the
 # ledger (its attempt died after the broker accepted it and nobody redelivered the intent).
@@ -65,12 +68,30 @@ class SyncLock(Protocol):
     def hold(self) -> AbstractContextManager[bool]: ...
 
 
+class BookUpdates(Protocol):
+    """The order book in Postgres, kept true to the broker (PostgresOrderBook)."""
+
+    def apply_orders(self, orders: Iterable[Mapping[str, Any]]) -> set[str]: ...
+    def apply_fills(self, activities: Iterable[Mapping[str, Any]]) -> int: ...
+
+
+class BookSweep(Protocol):
+    """The book's rows that may still be working, and the release of stale reservations."""
+
+    def open_rows(self) -> list[BookRow]: ...
+    def release_stale(self, row: BookRow) -> bool: ...
+
+
 @dataclass
 class SyncReport:
     status: str = "complete"  # complete | budget_exhausted | busy | failed
     orders_seen: int = 0
     documents_changed: int = 0
     orders_adopted: int = 0
+    # Broker orders under one of our client_order_ids that are not the intent's order.
+    orders_mismatched: int = 0
+    book_rows_refreshed: int = 0
+    book_rows_released: int = 0
     fills_seen: int = 0
     fills_added: int = 0
     broker_calls: int = 0
@@ -97,6 +118,8 @@ class FillSync:
         *,
         budget_s: float,
         overlap_s: float,
+        book: Any = None,
+        reservation_grace_s: float = 120.0,
         page_size: int = 500,
         fills_page_size: int = 100,
         min_call_interval_s: float = 0.3,
@@ -105,6 +128,10 @@ class FillSync:
     ) -> None:
         self._history = history
         self._store = store
+        # The Postgres order book (BookUpdates and BookSweep); None only in tests of the ledger.
+        self._book = book
+        # A reservation older than this can no longer be sent by the attempt that made it.
+        self._grace = timedelta(seconds=reservation_grace_s)
         self._lock = lock
         self._clock = clock
         self._budget_s = budget_s
@@ -133,9 +160,11 @@ class FillSync:
         self._deadline = self._monotonic() + self._budget_s
         self._last_call: float | None = None
         cursor = self._store.load_cursor()
+        started = self._clock.now()
         try:
             self._sync_orders(cursor, report)
             self._sync_fills(cursor, report)
+            self._sweep_book(started, report)
         except _OutOfBudget:
             report.status = "budget_exhausted"
         finally:
@@ -154,6 +183,8 @@ class FillSync:
                 report, partial(self._history.list_orders, after=after, limit=self._page_size)
             )
             recorded = self._store.load_orders([str(o.get("id")) for o in page])
+            if self._book is not None:
+                self._book.apply_orders(page)
             for order in page:
                 ours = self._merge_one(order, recorded.get(str(order.get("id"))), report)
                 submitted = broker_time(order.get("submitted_at"))
@@ -184,6 +215,23 @@ class FillSync:
         if recorded is None:
             intent = self._store.intent_of(str(order.get("client_order_id") or ""))
             if intent is None:
+                return False
+            differences = order_differences(intent, order)
+            if differences:
+                # Someone else's order under our id: never adopted, the ledger is left alone.
+                report.orders_mismatched += 1
+                log.error(
+                    "broker order %s carries client_order_id %s but is not that intent's: %s",
+                    order_id,
+                    order.get("client_order_id"),
+                    "; ".join(differences),
+                    extra={
+                        "event": "broker.order_mismatch",
+                        "broker_order": order,
+                        "intent": {k: intent.get(k) for k in _INTENT_FIELDS},
+                        "differences": differences,
+                    },
+                )
                 return False
             recorded = {}
             entry = {k: intent.get(k) for k in _INTENT_FIELDS}
@@ -216,6 +264,8 @@ class FillSync:
                 partial(self._history.list_fills, after=after, page_size=self._fills_page_size),
             )
             recorded = self._store.load_orders([str(a.get("order_id")) for a in page])
+            if self._book is not None:
+                self._book.apply_fills(page)
             before = after
             for activity in page:
                 report.fills_seen += 1
@@ -235,6 +285,32 @@ class FillSync:
                 log.warning("fill listing made no progress; stopping this pass")
                 return
 
+    # -- pass 3: the book's rows the listings did not settle ------------------------------------
+
+    def _sweep_book(self, started: datetime, report: SyncReport) -> None:
+        """Rows still reserved or working that this run did not touch: orders older than the
+        listing's window (rows carried over from an earlier version, say) are read one by one;
+        a reservation whose attempt is over and whose order the broker does not have is
+        released. Anything that cannot be read stays as it is (counted: fail closed)."""
+        if self._book is None:
+            return
+        for row in self._book.open_rows():
+            if row.updated_at >= started:
+                continue  # refreshed by this run's listing
+            if row.broker_order_id is not None:
+                self._spend_budget()
+                order = self._broker(report, partial(self._history.get_order, row.broker_order_id))
+                if order is not None and self._book.apply_orders([order]):
+                    report.book_rows_refreshed += 1
+            elif row.reserved_at < started - self._grace:
+                self._spend_budget()
+                lookup = partial(self._history.get_order_by_client_id, row.client_intent_id)
+                order = self._broker(report, lookup)
+                if order is not None:
+                    report.book_rows_refreshed += len(self._book.apply_orders([order]))
+                elif self._book.release_stale(row):
+                    report.book_rows_released += 1
+
     def _record_fill(self, order_id: str, activity: dict[str, Any], report: SyncReport) -> None:
         event_id, now = fill_event_id(activity), self._clock.now()
         self._store.add_fill(order_id, str(activity.get("id")), activity)
@@ -247,9 +323,7 @@ class FillSync:
         if self._monotonic() >= self._deadline:
             raise _OutOfBudget()
 
-    def _broker(
-        self, report: SyncReport, call: Callable[[], list[dict[str, Any]]]
-    ) -> list[dict[str, Any]]:
+    def _broker(self, report: SyncReport, call: Callable[[], _T]) -> _T:
         """One broker call, spaced from the last to stay under the broker's rate limit."""
         if self._last_call is not None:
             wait = self._min_interval - (self._monotonic() - self._last_call)

@@ -6,6 +6,7 @@ off; dry-run only needs the kill switch off and AGENT_MODE not HALTED.
 
 from __future__ import annotations
 
+from backend.execution.broker_facts import BrokerAccount
 from backend.execution.decisions import CheckResult
 from backend.execution.vocabulary import AgentMode, AgentState, CheckOutcome, Reason
 
@@ -20,7 +21,7 @@ def agent_mode_check(mode: AgentMode, *, dry_run: bool) -> CheckResult:
             Reason.AGENT_MODE_NOT_LIVE,
             "AGENT_MODE is HALTED: every intent is refused",
         )
-    if not dry_run and mode is not AgentMode.LIVE:
+    if not dry_run and mode not in (AgentMode.LIVE, AgentMode.REDUCING):
         return CheckResult(
             "agent_mode",
             CheckOutcome.FAILED,
@@ -70,3 +71,33 @@ def account_binding_check(requested: str, bound: str | None, *, dry_run: bool) -
         Reason.ACCOUNT_NOT_ALLOWED,
         f"this gateway routes only for account {bound!r}, not {requested!r}",
     )
+
+
+def broker_account_verified_check(
+    expected: str, seen: BrokerAccount | None, error: str | None
+) -> CheckResult:
+    """ALPACA_ACCOUNT_NUMBER is set: the keys must belong to that account before anything is
+    routed. Not knowing (the account endpoint unreadable) or a different account is retryable:
+    it is a deployment fault an operator fixes, after which the intent may still execute."""
+    inputs = {
+        "expected_account_number": expected,
+        "account_number": seen.account_number if seen else None,
+    }
+    if seen is None:
+        return CheckResult(
+            "broker_account_verified",
+            CheckOutcome.ERROR,
+            inputs,
+            Reason.BROKER_ACCOUNT_UNVERIFIED,
+            f"cannot confirm the broker keys' account: {error}",
+        )
+    if seen.account_number != expected:
+        return CheckResult(
+            "broker_account_verified",
+            CheckOutcome.FAILED,
+            inputs,
+            Reason.BROKER_ACCOUNT_UNVERIFIED,
+            f"the broker keys belong to account {seen.account_number}, not "
+            f"ALPACA_ACCOUNT_NUMBER {expected}: nothing is routed until they match",
+        )
+    return CheckResult("broker_account_verified", CheckOutcome.PASSED, inputs)

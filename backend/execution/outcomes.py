@@ -12,7 +12,7 @@ from backend.execution.decisions import (
 )
 from backend.execution.idempotency import IntentRecord
 from backend.execution.intent import OrderIntent
-from backend.execution.vocabulary import Reason, Status
+from backend.execution.vocabulary import Reason, Status, is_final
 
 # A retryable refusal with no better estimate suggests this wait.
 DEFAULT_RETRY_AFTER_S = 5
@@ -41,7 +41,10 @@ def dry_run(intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
 def rejected_by_checks(intent: OrderIntent, decision: PreTradeDecision) -> ExecutionResult:
     """Refused by a gate or risk check: the first blocking check explains it."""
     blocking = next(check for check in decision.checks if check.blocks)
-    retry_after = DEFAULT_RETRY_AFTER_S if decision.reason is Reason.RISK_DATA_UNAVAILABLE else None
+    # Every retryable refusal says when to come back; a final one never invites a retry.
+    retry_after = None
+    if not is_final(decision.reason):
+        retry_after = int(blocking.inputs.get("retry_after_s") or DEFAULT_RETRY_AFTER_S)
     return ExecutionResult(
         Status.REJECTED,
         intent.client_intent_id,

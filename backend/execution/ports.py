@@ -11,6 +11,13 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from backend.execution.broker_facts import (
+    BrokerAccount,
+    CancelOutcome,
+    MarketClock,
+    ReferencePrice,
+    TradingSession,
+)
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.idempotency import Claim, IntentRecord
 from backend.execution.intent import OrderIntent
@@ -53,9 +60,13 @@ class RiskHold(Protocol):
         """Takes a daily slot and the order's exposure; committed when the hold ends."""
         ...
 
+    def latch(self, detail: str) -> None:
+        """Halts the intent's strategy on every instance (the repeated-execution control)."""
+        ...
+
 
 class RiskBook(Protocol):
-    """Positions and this service's own order book: the data behind the risk checks."""
+    """Positions and this gateway's own book of orders: the data behind the risk checks."""
 
     def hold(
         self, intent: OrderIntent, on: date, *, exclusive: bool
@@ -65,10 +76,13 @@ class RiskBook(Protocol):
         RiskDataUnavailable when the data cannot be read."""
         ...
 
-    def settle(
-        self, intent: OrderIntent, on: date, *, routed: bool, broker_order_id: str | None
-    ) -> None:
-        """Marks the intent's reservation routed (the broker has the order) or released."""
+    def record_placed(self, intent: OrderIntent, on: date, order: BrokerOrder) -> None:
+        """The broker has the intent's order (placed or adopted): it is working, or final."""
+        ...
+
+    def release(self, intent: OrderIntent) -> None:
+        """The intent's reservation is given back: its order surely never reached the broker.
+        An order the broker has is never released."""
         ...
 
 
@@ -80,6 +94,8 @@ class BrokerHistory(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def get_order(self, broker_order_id: str) -> dict[str, Any] | None: ...
+
+    def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
 
     def list_fills(
         self, *, after: datetime | None, until: datetime | None = None, page_size: int = 100
@@ -104,3 +120,62 @@ class Broker(Protocol):
         ...
 
     def find_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None: ...
+
+
+class ReferencePrices(Protocol):
+    def reference_price(self, symbol: str) -> ReferencePrice:
+        """The symbol's latest trade price (or quote midpoint), exact. Raises
+        RiskDataUnavailable when it cannot be read; how old it may be is the caller's rule."""
+        ...
+
+
+class MarketClockSource(Protocol):
+    def clock(self) -> MarketClock:
+        """The broker's market clock, possibly cached briefly. Raises RiskDataUnavailable when
+        it cannot be read: never assume the market is open."""
+        ...
+
+
+class BrokerAccountSource(Protocol):
+    def account(self) -> BrokerAccount:
+        """The account the broker keys belong to. Raises BrokerUnavailable when unreadable."""
+        ...
+
+
+class OrderCanceller(Protocol):
+    def cancel_order(self, broker_order_id: str) -> CancelOutcome:
+        """One cancel request, never retried. Every answer, even none, is an outcome."""
+        ...
+
+
+class TradingCalendar(Protocol):
+    def sessions_on(self, day: date) -> tuple[TradingSession, ...]:
+        """The trading session (extended hours included) on a New York date; empty when the
+        market does not open that day. Raises RiskDataUnavailable when unreadable."""
+        ...
+
+
+class RestrictedList(Protocol):
+    def symbols(self) -> frozenset[str]:
+        """Symbols nobody may trade; raises RiskDataUnavailable when the list is unreadable."""
+        ...
+
+
+class LatchStore(Protocol):
+    """The repeated-execution latches (Postgres), as operators see them."""
+
+    def latches(
+        self, broker_account_id: str, *, include_released: bool = False
+    ) -> list[dict[str, Any]]: ...
+
+    def release(
+        self, broker_account_id: str, strategy_id: str, *, who: str, reason: str
+    ) -> dict[str, Any] | None: ...
+
+
+class OperatorLog(Protocol):
+    """Who did what, when and why: an append-only record of operator actions."""
+
+    def record(self, action: dict[str, Any]) -> str: ...
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]: ...

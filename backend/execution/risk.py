@@ -14,22 +14,30 @@ from decimal import Decimal
 from typing import Any
 
 from backend.execution.decisions import CheckResult
+from backend.execution.exposure import BookOrder, Exposure, PositionRow
+from backend.execution.intent import Side
 from backend.execution.vocabulary import CheckOutcome, Reason
 
 
 @dataclass(frozen=True)
 class RiskSnapshot:
-    """The data both checks need, read under the locks that make check-and-reserve atomic.
+    """The data the checks need, read under the locks that make check-and-reserve atomic.
 
-    ``pending_qty`` is this service's own exposure that ``broker_positions`` cannot reflect yet:
-    orders let through after the position row was last updated. Counts exclude the intent
+    ``orders`` are this gateway's own orders for the account and symbol that may still matter
+    to exposure (see :mod:`backend.execution.exposure`). Counts and orders exclude the intent
     being checked, so a retry of the same intent does not compete with itself.
     """
 
     trades_today: int
-    position_qty: Decimal
-    position_updated_at: datetime | None
-    pending_qty: Decimal
+    position: PositionRow | None
+    orders: tuple[BookOrder, ...] = ()
+    # Orders reserved for the account in the last 60 s, and when the oldest leaves the window.
+    orders_last_minute: int = 0
+    rate_frees_in_s: float | None = None
+    # Orders of the intent's strategy, symbol and side within the repeat window.
+    repeats_in_window: int = 0
+    # (latched_at, detail) while the intent's strategy is halted by the repeat latch.
+    latched: tuple[datetime, str] | None = None
 
 
 def data_unavailable(
@@ -75,31 +83,50 @@ def max_daily_trades_check(
 def max_position_check(
     broker_account_id: str,
     symbol: str,
-    current_qty: Decimal,
-    signed_qty: Decimal,
+    side: Side,
+    qty: Decimal,
     limit: Decimal,
     *,
-    pending_qty: Decimal = Decimal(0),
-    position_updated_at: datetime | None = None,
+    position: PositionRow | None,
+    current: Exposure,
 ) -> CheckResult:
-    """|current + pending + signed qty| must stay within the limit, long or short."""
-    projected = current_qty + pending_qty + signed_qty
+    """Position plus working orders, each side on its own (FIA 2024 §1.2): a buy must keep the
+    worst-case long (position + working buys + this order) at or below the limit, a sell the
+    worst-case short (position - working sells - this order) at or above minus the limit.
+    A working order never gives headroom to the other side. An order that reduces exposure
+    passes even from beyond the limit, as long as it does not cross past the other side's."""
+    after = current.with_order(side, qty)
+    if side is Side.BUY:
+        projected, within, bound = after.worst_long, after.worst_long <= limit, limit
+    else:
+        projected, within, bound = after.worst_short, after.worst_short >= -limit, -limit
     inputs = {
         "broker_account_id": broker_account_id,
         "symbol": symbol,
-        "current_qty": current_qty,
-        "position_updated_at": position_updated_at,
-        "pending_qty": pending_qty,
-        "order_signed_qty": signed_qty,
-        "projected_qty": projected,
+        "position_row_qty": position.qty if position else None,
+        "position_as_of": position.as_of if position else None,
+        "position": current.position,
+        "working_buy": current.working_buy,
+        "working_sell": current.working_sell,
+        "order_side": side.value,
+        "order_qty": qty,
+        "projected_worst": projected,
         "limit": limit,
     }
-    if abs(projected) <= limit:
+    if within:
         return CheckResult("max_position_size", CheckOutcome.PASSED, inputs)
+    worst = "long" if side is Side.BUY else "short"
     return CheckResult(
         "max_position_size",
         CheckOutcome.FAILED,
         inputs,
         Reason.MAX_POSITION_SIZE_EXCEEDED,
-        f"projected position {projected} in {symbol} exceeds limit {limit}",
+        f"worst-case {worst} {_plain(projected)} in {symbol} would pass the limit "
+        f"{_plain(bound)}: position {_plain(current.position)}, working buys "
+        f"{_plain(current.working_buy)}, working sells {_plain(current.working_sell)}, "
+        f"this {side.value} {_plain(qty)}",
     )
+
+
+def _plain(value: Decimal) -> str:
+    return format(value, "f")

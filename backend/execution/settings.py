@@ -27,6 +27,7 @@ from backend.execution.vocabulary import AgentMode
 
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+")
 PAPER_HOST = "https://paper-api.alpaca.markets"
+DATA_HOST = "https://data.alpaca.markets"
 LIVE_HOST = "https://api.alpaca.markets"
 
 
@@ -35,14 +36,50 @@ def is_live_host(url: str) -> bool:
     return (urlsplit(url).hostname or "").lower() == urlsplit(LIVE_HOST).hostname
 
 
+class RepeatLimit(BaseModel):
+    """N orders for one strategy, symbol and side within M seconds latch the strategy off."""
+
+    model_config = ConfigDict(frozen=True)
+
+    orders: int = Field(ge=1)
+    within_s: int = Field(ge=1, le=86400)
+
+    def __init__(self, orders: int, within_s: int) -> None:
+        super().__init__(orders=orders, within_s=within_s)
+
+    @classmethod
+    def parse(cls, text: str) -> RepeatLimit:
+        count, _, seconds = text.partition("/")
+        try:
+            return cls(int(count), int(seconds))
+        except ValueError:
+            raise ValueError(f"expected N/SECONDS such as 10/60, not {text!r}") from None
+
+    def __str__(self) -> str:
+        return f"{self.orders}/{self.within_s}"
+
+
+# Controls an operator may switch off with the value "off" (never silently: a warning is logged).
+SWITCHABLE_CONTROLS = (
+    "max_order_qty",
+    "max_order_notional",
+    "price_collar_pct",
+    "max_orders_per_minute",
+    "repeat_limit",
+)
+_SYMBOL_LISTS = ("restricted_symbols", "allowed_symbols")
+
+
 # field name -> environment variables, preferred first; later ones are deprecated aliases.
 ENV_NAMES: dict[str, tuple[str, ...]] = {
     "gcp_project": ("GOOGLE_CLOUD_PROJECT",),
     "firestore_database": ("FIRESTORE_DATABASE",),
     "postgres_dsn": ("EXEC_POSTGRES_DSN",),
+    "db_migrate": ("EXEC_DB_MIGRATE",),
     "dry_run": ("EXEC_DRY_RUN",),
     "broker_account_id": ("EXEC_BROKER_ACCOUNT_ID",),
     "alpaca_account_number": ("ALPACA_ACCOUNT_NUMBER",),
+    "alpaca_account_ttl_s": ("ALPACA_ACCOUNT_CHECK_TTL_S",),
     "agent_mode": ("AGENT_MODE",),
     "halted_env": ("EXECUTION_HALTED", "EXEC_KILL_SWITCH"),
     "halted_file": ("EXECUTION_HALTED_FILE", "EXEC_KILL_SWITCH_FILE"),
@@ -53,7 +90,22 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "admin_key": ("EXEC_AGENT_ADMIN_KEY",),
     "max_daily_trades": ("EXEC_MAX_DAILY_TRADES",),
     "max_position_qty": ("EXEC_MAX_POSITION_QTY",),
+    "position_skew_s": ("EXEC_POSITION_SKEW_S",),
     "risk_fail_open": ("EXEC_RISK_FAIL_OPEN",),
+    # Pre-trade controls (docs/RISK_CONTROLS.md); each accepts "off".
+    "max_order_qty": ("EXEC_MAX_ORDER_QTY",),
+    "max_order_notional": ("EXEC_MAX_ORDER_NOTIONAL",),
+    "price_collar_pct": ("EXEC_PRICE_COLLAR_PCT",),
+    "max_orders_per_minute": ("EXEC_MAX_ORDERS_PER_MINUTE",),
+    "repeat_limit": ("EXEC_REPEAT_LIMIT",),
+    "restricted_symbols": ("EXEC_RESTRICTED_SYMBOLS",),
+    "allowed_symbols": ("EXEC_ALLOWED_SYMBOLS",),
+    "restricted_doc": ("EXEC_RESTRICTED_DOC",),
+    "trading_hours": ("EXEC_TRADING_HOURS",),
+    "reference_price_max_age_s": ("EXEC_REFERENCE_PRICE_MAX_AGE_S",),
+    "reference_price_cache_s": ("EXEC_REFERENCE_PRICE_CACHE_S",),
+    "alpaca_data_host": ("ALPACA_DATA_HOST",),
+    "alpaca_data_feed": ("ALPACA_DATA_FEED",),
     "intent_max_age_s": ("EXEC_INTENT_MAX_AGE_S",),
     "alpaca_api_key": ("ALPACA_API_KEY",),
     "alpaca_secret_key": ("ALPACA_SECRET_KEY",),
@@ -85,12 +137,16 @@ class Settings(BaseModel):
     gcp_project: str | None = None
     firestore_database: str = "(default)"
     postgres_dsn: SecretStr | None = None
+    # Create or upgrade the gateway's own tables at start-up (off for locked-down roles).
+    db_migrate: bool = True
     dry_run: bool = True
     # The one broker account this deployment routes for (the Alpaca keys' account). Intents
     # naming any other account are refused; limits are kept per this account.
     broker_account_id: str | None = Field(default=None, min_length=1, max_length=128)
     # When set, GET /v2/account must report this account_number before anything is routed.
     alpaca_account_number: str | None = Field(default=None, min_length=1, max_length=64)
+    # How long one confirmation of the keys' account is reused before GET /v2/account again.
+    alpaca_account_ttl_s: float = Field(default=30.0, ge=0, le=3600)
     agent_mode: AgentMode = AgentMode.DISABLED
     halted_env: str | None = None
     halted_file: str | None = None
@@ -101,7 +157,26 @@ class Settings(BaseModel):
     admin_key: SecretStr | None = None
     max_daily_trades: int = Field(default=50, ge=0)
     max_position_qty: Decimal = Field(default=Decimal(100), ge=0, allow_inf_nan=False)
+    # How far a fill's time may be from the position row's updated_at and still be of
+    # uncertain inclusion in it (clock skew plus the position-sync job's read-to-write delay).
+    position_skew_s: float = Field(default=10.0, ge=0, le=3600)
     risk_fail_open: bool = False
+    # -- pre-trade controls: None means switched off explicitly ("off"), with a warning --------
+    max_order_qty: Decimal | None = Field(default=Decimal(100), gt=0, allow_inf_nan=False)
+    max_order_notional: Decimal | None = Field(default=Decimal(50000), gt=0, allow_inf_nan=False)
+    price_collar_pct: Decimal | None = Field(default=Decimal(5), gt=0, allow_inf_nan=False)
+    max_orders_per_minute: int | None = Field(default=30, ge=1)
+    repeat_limit: RepeatLimit | None = Field(default_factory=lambda: RepeatLimit(10, 60))
+    restricted_symbols: frozenset[str] = frozenset()
+    # When set, only these symbols may be traded.
+    allowed_symbols: frozenset[str] | None = None
+    restricted_doc: str | None = Field(default=None, pattern=r"^[^/]+/[^/]+(/[^/]+/[^/]+)*$")
+    trading_hours: Literal["any", "regular", "extended"] = "any"
+    reference_price_max_age_s: float = Field(default=60.0, gt=0, le=86400)
+    # How long one market-data read serves later intents for the same symbol (0: every intent).
+    reference_price_cache_s: float = Field(default=1.0, ge=0, le=60)
+    alpaca_data_host: str = Field(default=DATA_HOST, pattern=r"^https?://[^/]+(:\d+)?/?$")
+    alpaca_data_feed: Literal["iex", "sip", "delayed_sip", "boats", "overnight"] = "iex"
     intent_max_age_s: float = Field(default=300.0, gt=0)
     alpaca_api_key: SecretStr | None = None
     alpaca_secret_key: SecretStr | None = None
@@ -220,6 +295,22 @@ class Settings(BaseModel):
         for upper_field in ("trading_mode", "log_level"):
             if upper_field in raw:
                 raw[upper_field] = raw[upper_field].upper()
+        for control in SWITCHABLE_CONTROLS:
+            if str(raw.get(control, "")).lower() == "off":
+                raw[control] = None
+                notices.append(f"{used_name[control]}=off: this pre-trade control is disabled")
+        if isinstance(raw.get("repeat_limit"), str):
+            try:
+                raw["repeat_limit"] = RepeatLimit.parse(raw["repeat_limit"])
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"invalid configuration: EXEC_REPEAT_LIMIT: {exc}"
+                ) from None
+        for listed in _SYMBOL_LISTS:
+            if listed in raw:
+                raw[listed] = symbol_list(raw[listed])
+        if "trading_hours" in raw:
+            raw["trading_hours"] = raw["trading_hours"].lower()
         raw["startup_warnings"] = tuple(notices)
         try:
             return cls.model_validate(raw)
@@ -235,3 +326,8 @@ def _explain(exc: ValidationError, used_name: Mapping[str, str]) -> str:
         message = str(error["msg"]).removeprefix("Value error, ")
         lines.append(f"{variable}: {message}" if variable else message)
     return "invalid configuration: " + "; ".join(lines)
+
+
+def symbol_list(text: str) -> frozenset[str]:
+    """Comma-separated symbols, as the intent spells them (upper case, trimmed)."""
+    return frozenset(part.strip().upper() for part in text.split(",") if part.strip())

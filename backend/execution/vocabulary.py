@@ -34,6 +34,16 @@ class Reason(StrEnum):
     MAX_DAILY_TRADES_EXCEEDED = "max_daily_trades_exceeded"
     MAX_POSITION_SIZE_EXCEEDED = "max_position_size_exceeded"
     RISK_DATA_UNAVAILABLE = "risk_data_unavailable"
+    # The pre-trade controls (docs/RISK_CONTROLS.md).
+    SYMBOL_RESTRICTED = "symbol_restricted"
+    MARKET_CLOSED = "market_closed"
+    MAX_ORDER_QTY_EXCEEDED = "max_order_qty_exceeded"
+    MAX_ORDER_NOTIONAL_EXCEEDED = "max_order_notional_exceeded"
+    PRICE_OUTSIDE_COLLAR = "price_outside_collar"
+    REFERENCE_PRICE_UNAVAILABLE = "reference_price_unavailable"
+    REDUCE_ONLY = "reduce_only"
+    ORDER_RATE_EXCEEDED = "order_rate_exceeded"
+    STRATEGY_HALTED = "strategy_halted"
     BROKER_REJECTED = "broker_rejected"
     BROKER_UNAVAILABLE = "broker_unavailable"
     # The broker has an order under this client_order_id whose fields differ from the intent.
@@ -87,6 +97,17 @@ REASON_RULES: Mapping[Reason, ReasonRule] = MappingProxyType(
         Reason.AGENT_STATE_NOT_READY: _FINAL_409,
         Reason.MAX_DAILY_TRADES_EXCEEDED: _FINAL_409,
         Reason.MAX_POSITION_SIZE_EXCEEDED: _FINAL_409,
+        Reason.SYMBOL_RESTRICTED: _FINAL_409,
+        Reason.MARKET_CLOSED: _FINAL_409,
+        Reason.MAX_ORDER_QTY_EXCEEDED: _FINAL_409,
+        Reason.MAX_ORDER_NOTIONAL_EXCEEDED: _FINAL_409,
+        Reason.PRICE_OUTSIDE_COLLAR: _FINAL_409,
+        Reason.REDUCE_ONLY: _FINAL_409,
+        Reason.STRATEGY_HALTED: _FINAL_409,
+        Reason.REFERENCE_PRICE_UNAVAILABLE: _RETRY_503,
+        # Too many orders for the account this minute: the same intent may pass once the
+        # window moves, so it is retryable, with Retry-After until a slot frees.
+        Reason.ORDER_RATE_EXCEEDED: ReasonRule(final=False, http_status=429),
         Reason.BROKER_REJECTED: _FINAL_409,
         Reason.BROKER_ORDER_MISMATCH: _FINAL_409,
         Reason.IDEMPOTENCY_KEY_CONFLICT: _FINAL_409,
@@ -135,6 +156,8 @@ class AgentMode(StrEnum):
     WARMUP = "WARMUP"
     PAPER = "PAPER"
     LIVE = "LIVE"
+    # Routes like LIVE, but only orders that reduce exposure (the reduce_only control).
+    REDUCING = "REDUCING"
     HALTED = "HALTED"
 
 

@@ -22,7 +22,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
-from tests.conftest import unique
+from tests.conftest import standin_env, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -71,27 +71,30 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway(firestore_emulator: str, firestore_project: str, pg_dsn: str) -> Iterator[Gateway]:
-    """Live routing (dry-run off, AGENT_MODE=LIVE) to the Alpaca stand-in, bound to one
-    account, with limits high enough that valid intents reach the broker, and the admin
-    endpoints on."""
+    """Live routing (dry-run off, AGENT_MODE=LIVE) to the Alpaca stand-in (trading and market
+    data), bound to one account, with limits high enough that valid intents reach the broker,
+    and the admin endpoints on."""
     account = unique("contract-acct")
     with AlpacaStandIn() as alpaca:
-        values = {
+        # A price for the symbol valid intents are addressed to (test_fuzz_endpoints.addressed),
+        # so the reference-price controls pass or refuse them on their merits.
+        alpaca.set_latest_trade("SPY", "450.25", at="live")
+        values = standin_env(alpaca) | {
             "GOOGLE_CLOUD_PROJECT": firestore_project,
             "EXEC_POSTGRES_DSN": pg_dsn,
             "EXEC_IO_TIMEOUT_S": "2",
             "EXEC_DRY_RUN": "0",
             "AGENT_MODE": "LIVE",
-            "ALPACA_API_KEY": "key",
-            "ALPACA_SECRET_KEY": "secret",
-            "ALPACA_TRADING_HOST": alpaca.base_url,
             "EXEC_BROKER_TIMEOUT_S": "2",
             "EXEC_BROKER_ACCOUNT_ID": account,
             "EXEC_BROKER_MIN_INTERVAL_S": "0",
             # The stand-in's orders stay open, so every sync re-reads all of them: bound it.
             "EXEC_SYNC_BUDGET_S": "1",
+            # Every other control at its default; these would only cap how many fuzzed intents
+            # reach the broker.
             "EXEC_MAX_DAILY_TRADES": "1000000",
             "EXEC_MAX_POSITION_QTY": "1000000000000",
+            "EXEC_MAX_ORDERS_PER_MINUTE": "1000000",
             "EXEC_AGENT_ADMIN_KEY": ADMIN_KEY,
             "LOG_LEVEL": "ERROR",
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 from werkzeug.test import TestResponse
 
-from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
+from backend.execution.vocabulary import REASON_RULES, AgentState, CheckOutcome, Reason, Status
 from backend.services.execution_service.app import OPENAPI_DOCUMENT
 from tests.conftest import unique
 from tests.contract.conftest import ADMIN_KEY, DOCUMENT, Gateway
@@ -48,6 +49,11 @@ def test_the_other_enums_are_exactly_the_vocabulary(schema: str, words: Any) -> 
     assert schema_enum(schema) == {word.value for word in words}
 
 
+def test_every_status_a_reason_can_have_on_execute_is_documented() -> None:
+    statuses = {str(rule.http_status) for rule in REASON_RULES.values()}
+    assert statuses <= set(SPEC["paths"]["/execute"]["post"]["responses"])
+
+
 def test_the_service_serves_the_document(gateway: Gateway) -> None:
     response = gateway.app.test_client().get("/openapi.json")
     assert response.status_code == 200 and response.mimetype == "application/json"
@@ -56,7 +62,7 @@ def test_the_service_serves_the_document(gateway: Gateway) -> None:
 
 def test_every_route_of_the_app_is_in_the_document_and_nothing_else(gateway: Gateway) -> None:
     routes = {
-        (rule.rule, method)
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method)
         for rule in gateway.app.url_map.iter_rules()
         if rule.endpoint != "static"
         for method in rule.methods or ()
@@ -205,6 +211,33 @@ EXAMPLES: list[tuple[str, str, str, int, Request]] = [
         lambda c, g: c.post("/recover", headers={"X-Exec-Agent-Key": "nope"}),
     ),
     ("the document", "GET", "/openapi.json", 200, lambda c, g: c.get("/openapi.json")),
+    (
+        "enable a strategy that is not halted",
+        "POST",
+        "/strategies/{strategy_id}/enable",
+        409,
+        lambda c, g: c.post(
+            "/strategies/s-1/enable",
+            json={"reason": "checked the fills"},
+            headers={"X-Exec-Agent-Key": ADMIN_KEY},
+        ),
+    ),
+    (
+        "enable without a reason",
+        "POST",
+        "/strategies/{strategy_id}/enable",
+        400,
+        lambda c, g: c.post(
+            "/strategies/s-1/enable", json={}, headers={"X-Exec-Agent-Key": ADMIN_KEY}
+        ),
+    ),
+    (
+        "enable without the key",
+        "POST",
+        "/strategies/{strategy_id}/enable",
+        401,
+        lambda c, g: c.post("/strategies/s-1/enable", json={"reason": "x"}),
+    ),
 ]
 
 

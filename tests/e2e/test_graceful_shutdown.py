@@ -38,6 +38,7 @@ def test_sigterm_during_a_slow_broker_call_lets_it_finish_and_turns_new_intents_
             "ALPACA_API_KEY": "key",
             "ALPACA_SECRET_KEY": "secret",
             "ALPACA_TRADING_HOST": alpaca.base_url,
+            "ALPACA_DATA_HOST": alpaca.base_url,
             "EXEC_BROKER_TIMEOUT_S": "3",
             "EXEC_IO_TIMEOUT_S": "0.5",
             "EXEC_CLAIM_LEASE_S": "20",

@@ -42,6 +42,7 @@ def test_no_key_password_or_token_appears_in_any_log_line_or_response(
             "AGENT_MODE": "LIVE",
             "EXEC_BROKER_ACCOUNT_ID": current_account(),
             "ALPACA_TRADING_HOST": alpaca.base_url,
+            "ALPACA_DATA_HOST": alpaca.base_url,
             "PUBSUB_PUSH_AUDIENCE": "https://gateway.example/pubsub/push",
             "EXEC_OIDC_CERTS_URL": "http://127.0.0.1:1/certs",  # unreachable: verify fails
             "LOG_LEVEL": "DEBUG",

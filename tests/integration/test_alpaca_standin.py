@@ -1,8 +1,22 @@
-"""alpaca-py's real TradingClient against the local Alpaca stand-in: no mocks, real HTTP."""
+"""alpaca-py's real TradingClient and StockHistoricalDataClient against the local Alpaca
+stand-in: no mocks, real HTTP."""
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
 from alpaca.common.exceptions import APIError
+from alpaca.data.historical.stock import StockHistoricalDataClient
+from alpaca.data.requests import (
+    StockLatestQuoteRequest,
+    StockLatestTradeRequest,
+    StockSnapshotRequest,
+)
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.models import Order, TradeActivity
@@ -189,3 +203,257 @@ def test_list_orders_and_fill_activities_follow_set_order_status(client, standin
         ("fill", "2", "101.5", "3", "0"),  # 1 @ 100 + 2 @ 101.5 = 3 @ 101 average
     ]
     assert all(TradeActivity(**f).order_id.hex == order["id"].replace("-", "") for f in fills)
+
+
+# Market data, clock, account and cancels: the reads and the DELETEs issues 9 and 11 need.
+
+
+@pytest.fixture
+def data_client(standin):
+    return StockHistoricalDataClient("key", "secret", url_override=standin.base_url)
+
+
+def test_latest_trade_prices_are_json_numbers_with_every_digit_the_test_set(data_client, standin):
+    standin.set_latest_trade("AAPL", "187.25000000000000001", at="2024-01-02T15:04:05.123456789Z")
+
+    raw = requests.get(f"{standin.base_url}/v2/stocks/trades/latest?symbols=AAPL", timeout=5)
+
+    assert '"p": 187.25000000000000001' in raw.text  # a number, not a string
+    trade = json.loads(raw.text, parse_float=Decimal)["trades"]["AAPL"]
+    assert (trade["p"], trade["t"]) == (
+        Decimal("187.25000000000000001"),
+        "2024-01-02T15:04:05.123456789Z",
+    )
+    # alpaca-py's own model reads the same answer as a float, and the last digit is gone.
+    model = data_client.get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols="AAPL"))
+    assert model["AAPL"].price == 187.25 and isinstance(model["AAPL"].price, float)
+
+
+def test_quotes_snapshots_and_single_symbol_forms_serve_the_same_data(data_client, standin):
+    standin.set_latest_quote("MSFT", bid="0.1", ask="0.2")
+    standin.set_latest_trade("MSFT", "412.3456789")
+    url = standin.base_url
+
+    quotes = data_client.get_stock_latest_quote(StockLatestQuoteRequest(symbol_or_symbols="MSFT"))
+    snapshot = data_client.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols="MSFT"))
+    one_quote = requests.get(f"{url}/v2/stocks/MSFT/quotes/latest", timeout=5).json()
+    one_trade = requests.get(f"{url}/v2/stocks/MSFT/trades/latest", timeout=5).json()
+
+    assert (quotes["MSFT"].bid_price, quotes["MSFT"].ask_price) == (0.1, 0.2)
+    assert snapshot["MSFT"].latest_trade.price == 412.3456789
+    assert snapshot["MSFT"].latest_quote.ask_price == 0.2
+    assert (one_quote["symbol"], one_quote["quote"]["bp"], one_quote["quote"]["ap"]) == (
+        "MSFT", 0.1, 0.2,
+    )  # fmt: skip
+    assert one_trade["trade"]["p"] == 412.3456789
+
+
+def test_symbols_without_data_are_left_out_and_their_single_form_is_a_404(data_client, standin):
+    standin.set_latest_trade("SPY", 450)
+
+    trades = data_client.get_stock_latest_trade(
+        StockLatestTradeRequest(symbol_or_symbols=["SPY", "NODATA"])
+    )
+    snapshots = requests.get(
+        f"{standin.base_url}/v2/stocks/snapshots?symbols=SPY,NODATA", timeout=5
+    ).json()
+    missing = requests.get(f"{standin.base_url}/v2/stocks/NODATA/trades/latest", timeout=5)
+
+    assert list(trades) == ["SPY"] and list(snapshots) == ["SPY"]
+    assert snapshots["SPY"]["latestQuote"] is None
+    assert missing.status_code == 404
+
+
+def test_the_feed_is_validated_and_visible_in_the_request_log(data_client, standin):
+    standin.set_latest_trade("SPY", 450)
+
+    data_client.get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols="SPY", feed="iex"))
+    with pytest.raises(APIError) as err:
+        data_client.get("/stocks/trades/latest", {"symbols": "SPY", "feed": "nasdaq"})
+
+    assert err.value.status_code == 400
+    assert standin.requests()[0] == ("GET", "/v2/stocks/trades/latest?feed=iex&symbols=SPY")
+    assert standin.request_count("GET", "/v2/stocks/") == 2
+
+
+def test_data_faults_hit_data_requests_only_in_fifo_order(client, data_client, standin):
+    standin.set_latest_trade("SPY", 450)
+    standin.fail_next("data", 503)
+    standin.fail_next("data", 200, '{"trades": {"SPY": ')
+    standin.drop_next("data")
+    request = StockLatestTradeRequest(symbol_or_symbols="SPY")
+
+    client.post("/orders", MARKET_BUY)  # an order POST takes no data fault
+    with pytest.raises(APIError) as err:
+        data_client.get_stock_latest_trade(request)
+    assert err.value.status_code == 503 and "<html>" in str(err.value)
+    with pytest.raises(ValueError):  # malformed JSON with a 200
+        data_client.get_stock_latest_trade(request)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        data_client.get_stock_latest_trade(request)
+    assert data_client.get_stock_latest_trade(request)["SPY"].price == 450
+
+
+def test_a_delayed_data_request_times_the_client_out(data_client, standin):
+    data_client._session = TimeoutSession()
+    standin.set_latest_trade("SPY", 450)
+    standin.delay_next("data", 5)
+
+    with pytest.raises(requests.exceptions.Timeout):
+        data_client.get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols="SPY"))
+
+
+def test_faults_need_a_known_route(standin):
+    with pytest.raises(ValueError, match="unknown route"):
+        standin.fail_next("positions", 500)
+
+
+def test_the_clock_says_what_set_clock_says_in_new_york_time(client, standin):
+    at = datetime(2024, 1, 2, 20, 0, 0, 123456, tzinfo=UTC)  # 15:00 in New York
+    standin.set_clock(
+        is_open=True, at=at, next_close=datetime(2024, 1, 2, 21, 0, tzinfo=UTC),
+        next_open=datetime(2024, 1, 3, 14, 30, tzinfo=UTC),
+    )  # fmt: skip
+
+    raw = client.get("/clock")
+    model = client.get_clock()
+
+    assert raw == {
+        "timestamp": "2024-01-02T15:00:00.123456000-05:00",
+        "is_open": True,
+        "next_open": "2024-01-03T09:30:00-05:00",
+        "next_close": "2024-01-02T16:00:00-05:00",
+    }
+    assert (model.is_open, model.next_close) == (True, datetime(2024, 1, 2, 21, 0, tzinfo=UTC))
+
+
+def test_the_clock_is_open_by_default_and_a_closed_one_opens_within_the_hour(client, standin):
+    assert client.get_clock().is_open is True
+
+    standin.set_clock(is_open=False)
+    clock = client.get_clock()
+
+    assert clock.is_open is False
+    assert clock.timestamp < clock.next_open < clock.next_close
+
+
+def test_the_account_keeps_its_defaults_and_takes_overrides_until_reset(client, standin):
+    assert client.get("/account")["account_number"] == "PA3STANDIN00"
+
+    standin.set_account(account_number="PA9OTHER", status="ACCOUNT_UPDATED", trading_blocked=True)
+    changed = client.get("/account")
+    standin.reset()
+
+    assert (changed["account_number"], changed["status"], changed["trading_blocked"]) == (
+        "PA9OTHER", "ACCOUNT_UPDATED", True,
+    )  # fmt: skip
+    assert (changed["cash"], changed["buying_power"]) == ("100000", "200000")
+    assert client.get("/account")["account_number"] == "PA3STANDIN00"
+    with pytest.raises(ValueError, match="unknown account fields"):
+        standin.set_account(acount_number="typo")
+
+
+def test_clock_and_account_faults_are_injected_per_route(client, standin):
+    standin.fail_next("clock", 500)
+    standin.fail_next("account", 401)
+
+    with pytest.raises(APIError) as clock_err:
+        client.get("/clock")
+    with pytest.raises(APIError) as account_err:
+        client.get("/account")
+
+    assert (clock_err.value.status_code, account_err.value.status_code) == (500, 401)
+    assert client.get("/clock")["is_open"] is True
+
+
+def test_delete_cancels_an_open_order_once_then_answers_422_and_unknown_ids_404(client, standin):
+    order = client.post("/orders", MARKET_BUY)
+
+    assert client.delete(f"/orders/{order['id']}") is None  # 204, no body
+    canceled = standin.orders()[0]
+    with pytest.raises(APIError) as again:
+        client.delete(f"/orders/{order['id']}")
+    with pytest.raises(APIError) as unknown:
+        client.cancel_order_by_id("00000000-0000-4000-8000-000000000000")
+
+    assert canceled["status"] == "canceled" and canceled["canceled_at"] == canceled["updated_at"]
+    assert (again.value.status_code, again.value.code) == (422, 42210000)
+    assert again.value.message == 'order is already in "canceled" state'
+    assert (unknown.value.status_code, unknown.value.code) == (404, 40410000)
+    assert standin.delete_count() == 3
+
+
+def test_a_filled_order_cannot_be_canceled(client, standin):
+    order = client.post("/orders", MARKET_BUY)
+    standin.set_order_status(order["id"], "filled", "1.5", "100")
+
+    with pytest.raises(APIError) as err:
+        client.delete(f"/orders/{order['id']}")
+
+    assert err.value.status_code == 422 and standin.orders()[0]["status"] == "filled"
+
+
+def test_cancel_all_cancels_only_the_open_orders_with_a_multi_status_answer(client, standin):
+    first, second, done = (client.post("/orders", MARKET_BUY) for _ in range(3))
+    standin.set_order_status(done["id"], "filled", "1.5", "100")
+
+    answers = client.cancel_orders()
+
+    assert sorted(str(a.id) for a in answers) == sorted([first["id"], second["id"]])
+    assert {a.status for a in answers} == {200}
+    assert [o["status"] for o in standin.orders()] == ["canceled", "canceled", "filled"]
+
+
+def test_a_cancel_fault_after_the_cancel_hides_that_it_happened(client, standin):
+    order = client.post("/orders", MARKET_BUY)
+    standin.fail_next("cancel", 500, accept_first=True)
+    standin.drop_next("cancel")
+
+    with pytest.raises(APIError) as err:
+        client.delete(f"/orders/{order['id']}")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client.delete(f"/orders/{order['id']}")
+
+    assert err.value.status_code == 500 and standin.orders()[0]["status"] == "canceled"
+    assert standin.delete_count() == 2
+
+
+def test_reset_forgets_market_data_and_the_clock(client, standin):
+    standin.set_latest_trade("SPY", 450)
+    standin.set_clock(is_open=False)
+
+    standin.reset()
+
+    assert (
+        requests.get(f"{standin.base_url}/v2/stocks/SPY/trades/latest", timeout=5).status_code
+        == 404
+    )
+    assert client.get_clock().is_open is True
+
+
+def test_a_live_trade_is_stamped_with_the_time_of_each_answer(standin):
+    standin.set_latest_trade("SPY", "450.12", at="live")
+    url = f"{standin.base_url}/v2/stocks/SPY/trades/latest"
+
+    first = requests.get(url, timeout=5).json()["trade"]
+    second = requests.get(url, timeout=5).json()["trade"]
+
+    assert first["p"] == second["p"] == 450.12
+    assert first["t"] < second["t"]  # same length, nanoseconds: text order is time order
+    assert abs(datetime.fromisoformat(second["t"][:26] + "+00:00") - datetime.now(UTC)).seconds < 5
+
+
+def test_the_standalone_stand_in_serves_the_prices_it_was_started_with():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.alpaca_standin", "--price", "SPY=450.125"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        url = process.stdout.readline().strip()
+        answer = requests.get(f"{url}/v2/stocks/snapshots?symbols=SPY", timeout=5)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+    assert '"p": 450.125' in answer.text

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 
@@ -31,6 +32,7 @@ from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
 from backend.execution.adapters.firestore_ledger import FirestoreLedger
 from backend.execution.adapters.local_kill_switches import FileKillSwitch
+from backend.execution.adapters.postgres_order_book import PostgresOrderBook
 from backend.execution.adapters.postgres_pool import open_pool
 from backend.execution.adapters.postgres_risk_book import PostgresRiskBook
 from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
@@ -95,7 +97,19 @@ def gateway(
     clock = FixedClock(AT)
     kill_file = tmp_path / "EXECUTION_HALTED"
     book = PostgresRiskBook(open_pool(pg_dsn, max_size=4, timeout_s=5), timeout_s=5)
-    common: dict[str, Any] = {"gcp_project": firestore_project, "duplicate_wait_s": 0}
+    common: dict[str, Any] = {
+        "gcp_project": firestore_project,
+        "duplicate_wait_s": 0,
+        "alpaca_api_key": "key",
+        "alpaca_secret_key": "secret",
+        "alpaca_trading_host": alpaca.base_url,
+        "alpaca_data_host": alpaca.base_url,
+        # The ledger's listings are the subject: orders as large as the position limit pass the
+        # per-order caps, and many alike in a row do not latch their strategy.
+        "max_order_qty": None,
+        "max_order_notional": None,
+        "repeat_limit": None,
+    }
 
     def engine(settings: Settings, broker: Any) -> ExecutionEngine:
         return ExecutionEngine(
@@ -142,6 +156,7 @@ def sync_fills(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Ite
             FirestoreFillStore(firestore_client, timeout_s=5, state_path=state_path),
             PostgresSyncLock(pool, timeout_s=5),
             SystemClock(),
+            book=PostgresOrderBook(pool, timeout_s=5),
             budget_s=20,
             overlap_s=300,
             min_call_interval_s=0,
@@ -182,6 +197,7 @@ def cli_env(
     firestore_emulator: str,
     firestore_project: str,
     alpaca: AlpacaStandIn,
+    pg_dsn: str,
 ) -> pytest.MonkeyPatch:
     """The CLI reads os.environ by design: give it exactly the gateway's variables."""
     for names in ENV_NAMES.values():
@@ -193,6 +209,7 @@ def cli_env(
     monkeypatch.setenv("ALPACA_TRADING_HOST", alpaca.base_url)
     monkeypatch.setenv("EXEC_IO_TIMEOUT_S", "2")
     monkeypatch.setenv("EXEC_BROKER_TIMEOUT_S", "2")
+    monkeypatch.setenv("EXEC_POSTGRES_DSN", pg_dsn)
     return monkeypatch
 
 
@@ -387,7 +404,9 @@ def test_intents_show_every_decision_of_the_day_with_reasons_and_checks(
     assert f"{gateway.kill_file} is on)" in halted_checks
     too_big = run.out.splitlines()[line_with(run.out, decisions["too_big"].client_intent_id) + 2]
     assert "max_daily_trades=passed" in too_big
-    assert "max_position_size=failed (projected position 1002 in SPY exceeds limit 100)" in too_big
+    assert (
+        "max_position_size=failed (worst-case long 1002 in SPY would pass the limit 100" in too_big
+    )
 
 
 def test_intents_jsonl_includes_every_check_in_full(cli: CLI, decisions: dict[str, Any]) -> None:
@@ -399,7 +418,7 @@ def test_intents_jsonl_includes_every_check_in_full(cli: CLI, decisions: dict[st
     refused = records[decisions["too_big"].client_intent_id]
     position = next(c for c in refused["checks"] if c["name"] == "max_position_size")
     assert position["outcome"] == "failed"
-    assert position["inputs"]["projected_qty"] == "1002" and position["inputs"]["limit"] == "100"
+    assert position["inputs"]["projected_worst"] == "1002" and position["inputs"]["limit"] == "100"
     assert refused["qty"] == "1000" and refused["retryable"] is False
     assert refused["received_at"] == "2026-03-10T15:02:00Z"
 
@@ -486,10 +505,11 @@ def test_a_ledger_that_matches_the_broker_reconciles_clean_and_nothing_is_writte
     run = cli(*reconcile_args(account, today))
 
     assert run.code == 0, run.out + run.err
-    assert run.out.splitlines()[-1] == (
-        "summary: 2 orders compared (2 in the ledger, 2 at the broker), 0 discrepancies - clean"
-    )
-    assert len(run.out.splitlines()) == 2
+    assert run.out.splitlines()[1:] == [
+        "summary: 2 orders compared (2 in the ledger, 2 at the broker), 0 discrepancies - clean",
+        "order book: 1 working row in the book, 1 open order of ours at the broker, "
+        "0 discrepancies - clean",
+    ]
     assert [d.get().update_time for d in documents] == before
     assert "fetched 4 broker orders…" in run.err
 
@@ -510,7 +530,32 @@ def test_a_fill_at_the_broker_not_yet_in_the_ledger_is_reported_and_exits_1(
         f"filled_avg_price mismatch: {ids} ledger=null broker=401.5",
         f"status mismatch: {ids} ledger=accepted broker=filled",
         "summary: 1 order compared (1 in the ledger, 1 at the broker), 3 discrepancies",
+        f"working in book, closed at broker: intent={order.client_intent_id} "
+        f"order={order.broker_order_id} book=(working,buy 2,working 2) "
+        "broker=(filled,buy 2,filled 2)",
+        "order book: 1 working row in the book, 0 open orders of ours at the broker, 1 discrepancy",
     ]
+
+
+def test_an_order_open_at_the_broker_that_the_book_does_not_count_is_reported(
+    cli: CLI, gateway: Gateway, today: datetime, pg_dsn: str
+) -> None:
+    account = unique("acct")
+    order = gateway.place(account, at=today, qty="2")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a book row lost to a bad hand edit
+        conn.execute(
+            "UPDATE public.execution_orders SET state = 'released' WHERE client_intent_id = %s",
+            (order.client_intent_id,),
+        )
+
+    run = cli(*reconcile_args(account, today))
+
+    assert run.code == 1
+    assert (
+        f"open at broker, not working in book: intent={order.client_intent_id} "
+        f"order={order.broker_order_id} book=(released,buy 2,working 0) "
+        "broker=(accepted,buy 2,filled 0)"
+    ) in run.out.splitlines()
 
 
 def test_reconcile_fails_before_the_fill_sync_and_passes_after_it(
@@ -528,7 +573,7 @@ def test_reconcile_fails_before_the_fill_sync_and_passes_after_it(
 
     after = cli(*reconcile_args(account, today))
     assert after.code == 0, after.out
-    assert after.out.splitlines()[-1].endswith("0 discrepancies - clean")
+    assert all(line.endswith("0 discrepancies - clean") for line in after.out.splitlines()[1:])
 
 
 def test_an_order_at_the_broker_missing_from_the_ledger_is_reported_and_exits_1(
@@ -548,7 +593,7 @@ def test_an_order_at_the_broker_missing_from_the_ledger_is_reported_and_exits_1(
         "ledger=absent broker=(status:accepted,symbol:SPY,side:buy,qty:3,filled_qty:0,"
     )
     assert (kept.broker_order_id or "?") not in run.out
-    assert run.out.splitlines()[-1].startswith("summary: 2 orders compared (1 in the ledger, 2 at")
+    assert run.out.splitlines()[-2].startswith("summary: 2 orders compared (1 in the ledger, 2 at")
 
 
 def test_a_ledger_order_the_broker_does_not_know_is_reported_and_exits_1(

@@ -9,10 +9,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
+import requests
 
 from backend.execution.adapters.alpaca_reader import AlpacaReader
 from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
+from backend.execution.adapters.postgres_order_book import PostgresOrderBook
 from backend.execution.adapters.postgres_pool import open_pool
 from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
 from backend.execution.clock import SystemClock
@@ -30,7 +33,8 @@ def engine(
     settings = Settings(
         dry_run=False, agent_mode="LIVE", alpaca_api_key="k", alpaca_secret_key="s",
         broker_account_id=current_account(),
-        alpaca_trading_host=alpaca.base_url, gcp_project=firestore_project,
+        alpaca_trading_host=alpaca.base_url, alpaca_data_host=alpaca.base_url,
+        gcp_project=firestore_project,
         postgres_dsn=pg_dsn, duplicate_wait_s=0,
     )  # fmt: skip
     built = ExecutionEngine(settings=settings)
@@ -44,7 +48,13 @@ def make_sync(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Iter
     state_path = f"{unique('sync')}/fills"  # each test its own cursor
 
     def build(**overrides: Any) -> FillSync:
-        options: dict[str, Any] = {"budget_s": 20, "overlap_s": 300, "min_call_interval_s": 0}
+        options: dict[str, Any] = {
+            "budget_s": 20,
+            "overlap_s": 300,
+            "min_call_interval_s": 0,
+            "book": PostgresOrderBook(pool, timeout_s=2),
+            "reservation_grace_s": 60,
+        }
         history = overrides.pop("history", None) or AlpacaReader("k", "s", alpaca.base_url)
         store = FirestoreFillStore(firestore_client, timeout_s=5, state_path=state_path)
         lock = overrides.pop("lock", None) or PostgresSyncLock(pool, timeout_s=2)
@@ -259,3 +269,84 @@ def test_another_tools_open_order_does_not_hold_the_low_water_mark_back(
     report = make_sync().run()
     low_water: datetime = report.cursor["orders_low_water"]
     assert low_water.isoformat()[:26] > foreign["submitted_at"][:26]
+
+
+# -- the order book -----------------------------------------------------------------------------
+
+
+def book_row(pg_dsn: str, intent_id: str) -> tuple[Any, ...]:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT state, broker_order_id, broker_status, filled_qty::text, fills_qty::text"
+            " FROM public.execution_orders WHERE client_intent_id = %s",
+            (intent_id,),
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def insert_row(pg_dsn: str, intent_id: str, state: str, *, order_id: str | None = None) -> None:
+    """A row as an attempt that died (or an older version of the gateway) left it."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO public.execution_orders (client_intent_id, broker_account_id, symbol,"
+            " side, qty, trading_date, state, broker_order_id, reserved_at, updated_at)"
+            " VALUES (%s, %s, 'SPY', 'buy', 3, current_date, %s, %s,"
+            " now() - interval '1 hour', now() - interval '1 hour')",
+            (intent_id, current_account(), state, order_id),
+        )
+
+
+def place_directly(alpaca: AlpacaStandIn, client_order_id: str, qty: str = "3") -> str:
+    body = {"symbol": "SPY", "qty": qty, "side": "buy", "type": "market", "time_in_force": "day"}
+    response = requests.post(
+        f"{alpaca.base_url}/v2/orders", json=body | {"client_order_id": client_order_id}, timeout=5
+    )
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def test_the_sync_records_status_fills_and_their_times_in_the_book(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, pg_dsn: str
+) -> None:
+    order_id = place(engine, qty="10")
+    alpaca.set_order_status(order_id, "partially_filled", "4", "100")
+    alpaca.set_order_status(order_id, "filled", "10", "100.6")
+    assert make_sync().run().status == "complete"
+    intent_id = alpaca.orders()[-1]["client_order_id"]
+    assert book_row(pg_dsn, intent_id) == ("final", order_id, "filled", "10", "10")
+
+
+def test_a_reservation_whose_attempt_died_before_the_broker_call_is_released(
+    make_sync: Any, pg_dsn: str
+) -> None:
+    intent_id = unique("dead")
+    insert_row(pg_dsn, intent_id, "reserved")
+    report = make_sync().run()
+    assert report.book_rows_released == 1
+    assert book_row(pg_dsn, intent_id)[0] == "released"
+
+
+def test_a_reservation_whose_order_reached_the_broker_becomes_working_not_released(
+    make_sync: Any, alpaca: AlpacaStandIn, pg_dsn: str
+) -> None:
+    intent_id = unique("lost")
+    insert_row(pg_dsn, intent_id, "reserved")
+    order_id = place_directly(alpaca, intent_id)
+    make_sync().run()
+    assert book_row(pg_dsn, intent_id)[:3] == ("working", order_id, "accepted")
+
+
+def test_a_working_row_older_than_the_listing_is_settled_by_a_lookup(
+    make_sync: Any, alpaca: AlpacaStandIn, pg_dsn: str
+) -> None:
+    intent_id = unique("carried")
+    order_id = place_directly(alpaca, intent_id)
+    alpaca.set_order_status(order_id, "canceled")
+    place_directly(alpaca, unique("later"))  # the cursor moves past the first order
+    # No overlap: once listed, the first order is behind the cursor and never listed again.
+    assert make_sync(overlap_s=0).run().status == "complete"
+    insert_row(pg_dsn, intent_id, "working", order_id=order_id)  # as migration 0002 leaves it
+    report = make_sync(overlap_s=0).run()
+    assert report.book_rows_refreshed == 1
+    assert book_row(pg_dsn, intent_id)[:3] == ("final", order_id, "canceled")

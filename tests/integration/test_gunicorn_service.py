@@ -24,6 +24,9 @@ def service_env(firestore_emulator: str, firestore_project: str, pg_dsn: str) ->
         "FIRESTORE_EMULATOR_HOST": firestore_emulator,
         "GOOGLE_CLOUD_PROJECT": firestore_project,
         "EXEC_POSTGRES_DSN": pg_dsn,
+        # No market data here (no Alpaca keys): the controls that need a price are switched off.
+        "EXEC_MAX_ORDER_NOTIONAL": "off",
+        "EXEC_PRICE_COLLAR_PCT": "off",
     }
 
 

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
-from tests.conftest import current_account, intent_body, unique
+from tests.conftest import current_account, intent_body, standin_env, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 
 
@@ -23,16 +23,15 @@ def client(
     firestore_emulator: str, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
 ) -> Iterator[FlaskClient]:
     """A live gateway routing to the Alpaca stand-in, bound to the test's account."""
+    alpaca.set_latest_trade("SPY", "450.25", at="live")
     settings = Settings.from_env(
-        {
+        standin_env(alpaca)
+        | {
             "GOOGLE_CLOUD_PROJECT": firestore_project,
             "EXEC_POSTGRES_DSN": pg_dsn,
             "EXEC_IO_TIMEOUT_S": "1",
             "EXEC_DRY_RUN": "0",
             "AGENT_MODE": "LIVE",
-            "ALPACA_API_KEY": "key",
-            "ALPACA_SECRET_KEY": "secret",
-            "ALPACA_TRADING_HOST": alpaca.base_url,
             "EXEC_BROKER_TIMEOUT_S": "1",
             "EXEC_BROKER_ACCOUNT_ID": current_account(),
         }
@@ -48,7 +47,13 @@ def dry_run_client(
 ) -> Iterator[FlaskClient]:
     """A dry-run gateway bound to no account: every account reaches the risk book."""
     settings = Settings.from_env(
-        {"GOOGLE_CLOUD_PROJECT": firestore_project, "EXEC_POSTGRES_DSN": pg_dsn}
+        {
+            "GOOGLE_CLOUD_PROJECT": firestore_project,
+            "EXEC_POSTGRES_DSN": pg_dsn,
+            # No market data here: the controls that need a price are switched off.
+            "EXEC_MAX_ORDER_NOTIONAL": "off",
+            "EXEC_PRICE_COLLAR_PCT": "off",
+        }
     )
     app = create_app(settings)
     yield app.test_client()

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
-from tests.conftest import current_account, intent_body, unique
+from tests.conftest import current_account, intent_body, standin_env, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 
 AppFactory = Callable[..., FlaskClient]
@@ -28,7 +28,7 @@ def make_client(
     engines: list[Any] = []
 
     def build(live: bool = False, **env: str) -> FlaskClient:
-        values = {
+        values = standin_env(alpaca) | {
             "GOOGLE_CLOUD_PROJECT": firestore_project,
             "EXEC_POSTGRES_DSN": pg_dsn,
             "EXEC_IO_TIMEOUT_S": "1",
@@ -87,8 +87,17 @@ def test_by_default_an_intent_is_a_dry_run_with_every_check_explained(
         "kill_switch",
         "agent_mode",
         "agent_state",
+        "symbol_restricted",
+        "market_hours",
+        "max_order_qty",
+        "reference_price",
+        "max_order_notional",
+        "price_collar",
+        "reduce_only",
         "max_daily_trades",
         "max_position_size",
+        "order_rate",
+        "repeated_execution",
     }
     record = firestore_client.collection("execution_intents").document(body["client_intent_id"])
     assert record.get().to_dict()["status"] == "dry_run"
@@ -222,7 +231,7 @@ def test_the_position_limit_reads_the_position_from_postgres(
     response = make_client().post("/execute", json=body)
     assert response.status_code == 409
     assert response.get_json()["reason"] == "max_position_size_exceeded"
-    assert checks_by_name(response)["max_position_size"]["inputs"]["current_qty"] == "98"
+    assert checks_by_name(response)["max_position_size"]["inputs"]["position_row_qty"] == "98"
 
 
 def test_unreachable_postgres_is_a_503_with_retry_after_and_no_order(
@@ -402,7 +411,7 @@ def test_sync_fills_merges_broker_fills_into_the_ledger(
 def test_sync_fills_without_broker_credentials_says_it_is_not_configured(
     make_client: AppFactory,
 ) -> None:
-    response = make_client().post("/sync-fills", json={})
+    response = make_client(ALPACA_API_KEY="", ALPACA_SECRET_KEY="").post("/sync-fills", json={})
     assert response.status_code == 409
     assert response.get_json()["status"] == "not_configured"
 

@@ -7,21 +7,24 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 
-from backend.execution import risk
+from backend.execution import exposure, risk
 from backend.execution.adapters.postgres_pool import open_pool
 from backend.execution.adapters.postgres_risk_book import PostgresRiskBook
+from backend.execution.decisions import BrokerOrder
 from backend.execution.errors import RiskDataUnavailable
 from backend.execution.intent import OrderIntent
+from backend.execution.risk import RiskSnapshot
 from tests.conftest import unique
 
 DAY = date(2026, 3, 10)
+SKEW = timedelta(seconds=10)
 
 
 @pytest.fixture
@@ -58,19 +61,34 @@ def check_and_reserve(
             risk.max_daily_trades_check(
                 intent.broker_account_id, DAY, snap.trades_today, max_trades
             ),
-            risk.max_position_check(
-                intent.broker_account_id,
-                intent.symbol,
-                snap.position_qty,
-                intent.signed_qty,
-                Decimal(max_qty),
-                pending_qty=snap.pending_qty,
-            ),
+            position_check(snap, intent, max_qty),
         ]
         allowed = not any(c.blocks for c in checks)
         if allowed:
             hold.reserve()
     return allowed
+
+
+def position_check(snap: RiskSnapshot, intent: OrderIntent, max_qty: str) -> Any:
+    current = exposure.exposure(snap.position, snap.orders, skew=SKEW)
+    return risk.max_position_check(
+        intent.broker_account_id,
+        intent.symbol,
+        intent.side,
+        intent.qty,
+        Decimal(max_qty),
+        position=snap.position,
+        current=current,
+    )
+
+
+def current_exposure(book: PostgresRiskBook, account: str, symbol: str = "SPY") -> Any:
+    with book.hold(order(account, symbol=symbol), DAY, exclusive=False) as hold:
+        return exposure.exposure(hold.snapshot.position, hold.snapshot.orders, skew=SKEW)
+
+
+def placed(intent: OrderIntent, order_id: str, status: str = "new") -> BrokerOrder:
+    return BrokerOrder(order_id, intent.client_intent_id, status, Decimal(0), None, None, None, {})
 
 
 def race(book: PostgresRiskBook, intents: list[OrderIntent], max_trades: int, max_qty: str) -> int:
@@ -91,10 +109,10 @@ def test_a_stored_position_is_read_as_an_exact_decimal(
     account = unique("acct")
     set_position(account, "SPY", "-12.000000001")
     with book.hold(order(account), DAY, exclusive=False) as hold:
-        assert hold.snapshot.position_qty == Decimal("-12.000000001")
-        assert hold.snapshot.position_updated_at is not None
+        assert hold.snapshot.position is not None
+        assert hold.snapshot.position.qty == Decimal("-12.000000001")
     with book.hold(order(account, symbol="QQQ"), DAY, exclusive=False) as hold:
-        assert hold.snapshot.position_qty == 0  # no row means flat
+        assert hold.snapshot.position is None  # no row means flat
 
 
 def test_an_unreachable_database_raises_risk_data_unavailable() -> None:
@@ -130,23 +148,49 @@ def test_a_released_slot_is_available_again_and_a_retry_does_not_count_itself(
     assert check_and_reserve(book, first, 1, "100")
     assert check_and_reserve(book, first, 1, "100")  # the same intent again: its own slot
     assert not check_and_reserve(book, second, 1, "100")
-    book.settle(first, DAY, routed=False, broker_order_id=None)
+    book.release(first)
     assert check_and_reserve(book, second, 1, "100")
 
 
-def test_a_position_sync_after_the_order_stops_counting_it_as_pending(
+def test_an_order_the_broker_has_is_never_released(book: PostgresRiskBook) -> None:
+    account = unique("acct")
+    first = order(account, qty="60")
+    assert check_and_reserve(book, first, 100, "100")
+    book.record_placed(first, DAY, placed(first, unique("o")))
+    book.release(first)  # a late, wrong release from a stale attempt
+    assert current_exposure(book, account).working_buy == Decimal("60")
+
+
+def test_a_resting_sell_gives_no_headroom_to_buys(book: PostgresRiskBook) -> None:
+    account = unique("acct")
+    resting_sell = order(account, qty="100", side="sell")
+    assert check_and_reserve(book, resting_sell, 100, "100")
+    book.record_placed(resting_sell, DAY, placed(resting_sell, unique("o")))
+    assert not check_and_reserve(book, order(account, qty="200"), 100, "100")
+    assert check_and_reserve(book, order(account, qty="100"), 100, "100")
+
+
+def test_a_position_refresh_does_not_forget_a_working_order(
     book: PostgresRiskBook, set_position: Any
 ) -> None:
     account = unique("acct")
     set_position(account, "SPY", "0")
-    placed = order(account, qty="60")
-    assert check_and_reserve(book, placed, 100, "100")
-    book.settle(placed, DAY, routed=True, broker_order_id="o-1")
-    with book.hold(order(account), DAY, exclusive=False) as hold:
-        assert hold.snapshot.pending_qty == Decimal("60")
-    set_position(account, "SPY", "60")  # the sync job saw the fill
-    with book.hold(order(account), DAY, exclusive=False) as hold:
-        assert (hold.snapshot.position_qty, hold.snapshot.pending_qty) == (60, 0)
+    resting_buy = order(account, qty="100")
+    assert check_and_reserve(book, resting_buy, 100, "100")
+    book.record_placed(resting_buy, DAY, placed(resting_buy, unique("o")))
+    set_position(account, "SPY", "0")  # the position-sync job runs; nothing has filled
+    assert not check_and_reserve(book, order(account, qty="100"), 100, "100")
+
+
+def test_a_retry_after_a_position_refresh_counts_its_order_again(
+    book: PostgresRiskBook, set_position: Any
+) -> None:
+    account = unique("acct")
+    retried = order(account, qty="100")
+    assert check_and_reserve(book, retried, 100, "100")
+    set_position(account, "SPY", "0")
+    assert check_and_reserve(book, retried, 100, "100")  # the retry re-reserves its row
+    assert not check_and_reserve(book, order(account, qty="1"), 100, "100")
 
 
 def test_the_hold_serialises_checks_for_the_same_account(
@@ -167,8 +211,8 @@ def test_the_hold_serialises_checks_for_the_same_account(
         conn.execute("SET lock_timeout = '200ms'")
         with pytest.raises(psycopg.errors.LockNotAvailable):
             conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended('exec-day:' || %s || ':' || %s, 0))",
-                (account, DAY.isoformat()),
+                "SELECT pg_advisory_xact_lock(hashtextextended('exec-acct:' || %s, 0))",
+                (account,),
             )
     release.set()
     holder.join()

@@ -109,6 +109,9 @@ def client(
         "PUBSUB_PUSH_AUDIENCE": AUDIENCE,
         "PUBSUB_PUSH_SERVICE_ACCOUNT": PUSHER,
         "EXEC_OIDC_CERTS_URL": certs.url,
+        # No market data here (no Alpaca keys): the controls that need a price are switched off.
+        "EXEC_MAX_ORDER_NOTIONAL": "off",
+        "EXEC_PRICE_COLLAR_PCT": "off",
     }
     app = create_app(Settings.from_env(env))
     yield app.test_client()
@@ -220,6 +223,9 @@ def execute_client(
         "EXECUTE_AUDIENCE": EXECUTE_AUDIENCE,
         "EXECUTE_ALLOWED_CALLERS": ", ".join(STRATEGIES),
         "EXEC_OIDC_CERTS_URL": certs.url,
+        # No market data here (no Alpaca keys): the controls that need a price are switched off.
+        "EXEC_MAX_ORDER_NOTIONAL": "off",
+        "EXEC_PRICE_COLLAR_PCT": "off",
     }
     app = create_app(Settings.from_env(env))
     yield app.test_client()

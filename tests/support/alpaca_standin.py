@@ -1,14 +1,41 @@
-"""A local HTTP stand-in for Alpaca's Trading API v2, for tests.
+"""A local HTTP stand-in for Alpaca's Trading API v2 and Market Data API v2, for tests.
 
-It serves the few endpoints the execution gateway uses over real HTTP on 127.0.0.1, so alpaca-py's
-real ``TradingClient(url_override=standin.base_url)`` (in the test process or in gunicorn workers
-under test) talks to it exactly as to Alpaca: same paths, same JSON shapes (every number a
-string, RFC 3339 nanosecond timestamps), same error bodies. Faults that matter to an order router
-(a 5xx after the broker took the order, timeouts, dropped connections) can be injected for the
-next POST /v2/orders requests.
+It serves the endpoints the execution gateway uses over real HTTP on 127.0.0.1, so alpaca-py's
+real ``TradingClient(url_override=standin.base_url)`` and
+``StockHistoricalDataClient(url_override=standin.base_url)`` (in the test process or in gunicorn
+workers under test) talk to it exactly as to Alpaca: same paths, same JSON shapes, same error
+bodies. Both APIs share one server, as the two hosts share one set of keys.
 
-Standalone: ``python -m tests.support.alpaca_standin --port 8765`` prints its URL on one line and
-serves until SIGTERM/SIGINT.
+Trading API (numbers are strings, RFC 3339 nanosecond timestamps):
+- ``POST /v2/orders``; ``GET /v2/orders`` (status, limit, after, until, direction, symbols);
+  ``GET /v2/orders/{id}``; ``GET /v2/orders:by_client_order_id``.
+- ``DELETE /v2/orders/{id}``: 204 and the order becomes ``canceled`` (``canceled_at`` set) while
+  it is open; 422 once it is final; 404 for an unknown id. ``DELETE /v2/orders``: cancels every
+  open order, 207 with ``[{"id", "status": 200, "body": order}]``.
+- ``GET /v2/account/activities/FILL``; ``GET /v2/account`` (``set_account`` changes
+  ``account_number``, ``status``, ``trading_blocked``, ``account_blocked``).
+- ``GET /v2/clock`` → ``{"timestamp", "is_open", "next_open", "next_close"}`` in New York time
+  (``set_clock``; open by default, so local runs work at any hour).
+
+Market Data API (prices are JSON **numbers**, written with exactly the digits they were set
+with, so a client that reads them as floats visibly loses digits):
+- ``GET /v2/stocks/trades/latest?symbols=A,B&feed=iex`` → ``{"trades": {"A": {...}}}`` and
+  ``GET /v2/stocks/quotes/latest`` → ``{"quotes": {...}}``; a symbol without data is left out.
+- ``GET /v2/stocks/{symbol}/trades/latest`` → ``{"symbol", "trade"}`` and
+  ``GET /v2/stocks/{symbol}/quotes/latest`` → ``{"symbol", "quote"}``; 404 without data (the
+  stand-in's choice).
+- ``GET /v2/stocks/snapshots?symbols=A`` → ``{"A": {"latestTrade", "latestQuote", "minuteBar",
+  "dailyBar", "prevDailyBar"}}`` (bars are null here).
+  ``set_latest_trade`` / ``set_latest_quote`` set the data (``at="live"``: stamped with the
+  time of each answer); ``feed`` is validated, not used.
+
+Faults that matter (a 5xx after the broker acted, timeouts, dropped connections, malformed JSON)
+are injected per route: ``orders`` (POST /v2/orders, also through ``fail_next_posts`` etc.),
+``cancel`` (both DELETEs), ``data`` (every /v2/stocks request), ``clock`` and ``account``.
+
+Standalone: ``python -m tests.support.alpaca_standin --port 8765 [--price SPY=450.12 ...]``
+prints its URL on one line and serves until SIGTERM/SIGINT; each ``--price`` is a latest trade
+that has always just happened, for local runs with the reference-price controls on.
 """
 
 from __future__ import annotations
@@ -22,12 +49,14 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 ORDER_STATUSES = {
     "new", "partially_filled", "filled", "done_for_day", "canceled", "expired", "replaced",
@@ -49,6 +78,18 @@ DEFAULT_4XX = {
     404: (40410000, "not found"), 422: (40010001, "invalid order"),
     429: (42910000, "rate limit exceeded"),
 }  # fmt: skip
+DEFAULT_ACCOUNT = {
+    "id": ACCOUNT_ID, "account_number": "PA3STANDIN00", "status": "ACTIVE", "currency": "USD",
+    "cash": "100000", "buying_power": "200000", "equity": "100000", "multiplier": "2",
+    "trading_blocked": False, "transfers_blocked": False, "account_blocked": False,
+    "trade_suspended_by_user": False, "pattern_day_trader": False,
+}  # fmt: skip
+FEEDS = {"iex", "sip", "delayed_sip", "boats", "overnight", "otc"}
+# Fault-injection queues: which requests consume a fault of each route (see route_of).
+ROUTES = {"orders", "cancel", "data", "clock", "account"}
+NEW_YORK = ZoneInfo("America/New_York")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_ONE = re.compile(r"/v2/stocks/([^/]+)/(trade|quote)s/latest")
 
 
 class ApiError(Exception):
@@ -63,6 +104,58 @@ def format_ts(ns: int) -> str:
     """Nanosecond epoch -> '2022-04-19T17:45:05.024916716Z', Alpaca's timestamp shape."""
     secs, frac = divmod(ns, 10**9)
     return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+def format_ny(ns: int, *, fraction: bool = True) -> str:
+    """Nanosecond epoch -> '2024-01-02T10:00:00.024916716-05:00': /v2/clock speaks New York time."""
+    secs, frac = divmod(ns, 10**9)
+    local = datetime.fromtimestamp(secs, NEW_YORK)
+    offset = local.strftime("%z")
+    text = local.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac:09d}" if fraction else "")
+    return f"{text}{offset[:3]}:{offset[3:]}"
+
+
+def instant_ns(at: datetime | str) -> int:
+    """An aware datetime or an RFC 3339 string -> nanosecond epoch."""
+    if isinstance(at, str):
+        return parse_ts(at)
+    return (at - EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def dumps(value: object) -> str:
+    """json.dumps, except that a Decimal becomes a JSON number with exactly its digits.
+
+    The market-data API sends prices as numbers. json.dumps refuses Decimal, and going through
+    float would round 187.25000000000000001 to 187.25 before any client could see it.
+    """
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def exact_price(value: Decimal | str | int | float) -> Decimal:
+    """A price as the test wrote it (a float by its shortest repr, so 0.1 stays 0.1)."""
+    price = Decimal(str(value))
+    if not price.is_finite() or price < 0:
+        raise ValueError(f"invalid price {value!r}")
+    return price
+
+
+def route_of(method: str, path: str) -> str | None:
+    """The fault-injection route a request belongs to; None for requests that take no faults."""
+    if path.startswith("/v2/stocks/"):
+        return "data"
+    if path in ("/v2/clock", "/v2/account", "/v2/calendar") and method == "GET":
+        return path.removeprefix("/v2/")
+    if method == "DELETE" and (path == "/v2/orders" or path.startswith("/v2/orders/")):
+        return "cancel"
+    if (method, path) == ("POST", "/v2/orders"):
+        return "orders"
+    return None
 
 
 def parse_ts(text: str) -> int:
@@ -158,7 +251,47 @@ class AlpacaStandIn:
         with self._lock:
             return list(self._requests)
 
-    # Fault injection: a FIFO queue, one fault consumed per POST /v2/orders (never by GETs).
+    def request_count(self, method: str | None = None, path_prefix: str = "") -> int:
+        """Requests received with this method (any if None) whose path starts with the prefix,
+        including refused and fault-injected ones: what a cache saved is what is not here."""
+        with self._lock:
+            return sum(
+                1
+                for m, path in self._requests
+                if (method is None or m == method) and path.startswith(path_prefix)
+            )
+
+    def delete_count(self) -> int:
+        """DELETE /v2/orders and DELETE /v2/orders/{id} requests received."""
+        return self.request_count("DELETE", "/v2/orders")
+
+    # Fault injection: a FIFO queue per route (see route_of), one fault consumed per request of
+    # that route. accept_first=True lets the request take effect first (the order is stored, the
+    # cancel applied) and then answers with the fault: the client cannot tell what happened.
+    def fail_next(
+        self,
+        route: str,
+        status: int,
+        body: str | dict | None = None,
+        count: int = 1,
+        accept_first: bool = False,
+    ) -> None:
+        """Answer the next `count` requests of `route` with `status`. A 5xx defaults to a load
+        balancer's HTML page, a 4xx to Alpaca's JSON error; a 200 with a str body that is not
+        JSON ('{"trades": ') serves malformed JSON."""
+        self._queue(route, count, ("fail", status, body, accept_first))
+
+    def delay_next(
+        self, route: str, seconds: float, count: int = 1, accept_first: bool = False
+    ) -> None:
+        """Sleep before answering, to trip client timeouts; then answer normally (for
+        accept_first, with the answer computed before the sleep)."""
+        self._queue(route, count, ("delay", seconds, None, accept_first))
+
+    def drop_next(self, route: str, count: int = 1, accept_first: bool = False) -> None:
+        """Close the connection without any HTTP response."""
+        self._queue(route, count, ("drop", None, None, accept_first))
+
     def fail_next_posts(
         self,
         status: int,
@@ -169,20 +302,135 @@ class AlpacaStandIn:
         """Answer the next `count` order POSTs with `status`. accept_first=True stores the order
         first: the broker took it but the client sees an error (the "unknown outcome" case).
         alpaca-py itself retries 429 and 504 (3 times, 3 s apart), consuming further faults."""
-        self._queue(count, ("fail", status, body, accept_first))
+        self.fail_next("orders", status, body, count, accept_first)
 
     def delay_next_posts(self, seconds: float, count: int = 1, accept_first: bool = True) -> None:
         """Sleep before answering, to trip client timeouts. accept_first=True stores the order
         before sleeping; False handles the request normally after the sleep (a late accept)."""
-        self._queue(count, ("delay", seconds, None, accept_first))
+        self.delay_next("orders", seconds, count, accept_first)
 
     def drop_next_posts(self, count: int = 1, accept_first: bool = True) -> None:
         """Close the connection without any HTTP response (after storing the order if asked)."""
-        self._queue(count, ("drop", None, None, accept_first))
+        self.drop_next("orders", count, accept_first)
 
-    def _queue(self, count: int, fault: tuple) -> None:
+    def _queue(self, route: str, count: int, fault: tuple) -> None:
+        if route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}, use one of {sorted(ROUTES)}")
         with self._lock:
-            self._faults.extend([fault] * count)
+            self._faults[route].extend([fault] * count)
+
+    def _take_fault(self, route: str | None) -> tuple:
+        with self._lock:
+            queue = self._faults.get(route or "")
+            return queue.popleft() if queue else (None,) * 4
+
+    # What the market-data, clock and account reads will see.
+    def set_latest_trade(
+        self,
+        symbol: str,
+        price: Decimal | str | int | float,
+        *,
+        at: datetime | str | None = None,
+        size: int = 100,
+        exchange: str = "V",
+    ) -> dict:
+        """The symbol's latest trade, as /trades/latest and /snapshots serve it. The price goes
+        out as a JSON number with exactly the digits given. `at` defaults to now; "live" stamps
+        each answer with the time of the request, like a liquid symbol that always just traded."""
+        with self._lock:
+            self._trade_id += 1
+            trade = {
+                "t": None, "x": exchange, "p": exact_price(price), "s": size, "c": ["@"],
+                "i": self._trade_id, "z": "C",
+            }  # fmt: skip
+            self._trades[symbol] = self._stamp("trade", symbol, trade, at)
+            return self._record("trade", symbol) or {}
+
+    def set_latest_quote(
+        self,
+        symbol: str,
+        bid: Decimal | str | int | float,
+        ask: Decimal | str | int | float,
+        *,
+        at: datetime | str | None = None,
+        bid_size: int = 1,
+        ask_size: int = 1,
+    ) -> dict:
+        """The symbol's latest NBBO quote (a bid or ask of 0 means none, as Alpaca sends it);
+        `at` as for set_latest_trade."""
+        with self._lock:
+            quote = {
+                "t": None, "ax": "V", "ap": exact_price(ask), "as": ask_size,
+                "bx": "V", "bp": exact_price(bid), "bs": bid_size, "c": ["R"], "z": "C",
+            }  # fmt: skip
+            self._quotes[symbol] = self._stamp("quote", symbol, quote, at)
+            return self._record("quote", symbol) or {}
+
+    def _stamp(self, kind: str, symbol: str, record: dict, at: datetime | str | None) -> dict:
+        self._live.discard((kind, symbol))
+        if at == "live":
+            self._live.add((kind, symbol))
+        else:
+            record["t"] = format_ts(self._now() if at is None else instant_ns(at))
+        return record
+
+    def _record(self, kind: str, symbol: str) -> dict | None:
+        """A copy of the latest trade or quote as served now (None if there is none)."""
+        with self._lock:
+            table = self._trades if kind == "trade" else self._quotes
+            record = copy.deepcopy(table.get(symbol))
+            if record is not None and (kind, symbol) in self._live:
+                record["t"] = format_ts(self._now())
+            return record
+
+    def set_calendar(self, day: str, session: tuple[str, str] | None) -> None:
+        """Override one day of /v2/calendar: (session_open, session_close) as "HHMM" New York
+        times, or None for a day the market does not open. Other weekdays open 04:00-20:00
+        (regular 09:30-16:00); weekends never."""
+        with self._lock:
+            self._calendar_days[day] = session
+
+    def _calendar(self, query: dict[str, str]) -> list[dict]:
+        """GET /v2/calendar?start=YYYY-MM-DD&end=YYYY-MM-DD, Alpaca's shape."""
+        try:
+            start = date.fromisoformat(query["start"])
+            end = date.fromisoformat(query.get("end", query["start"]))
+        except (KeyError, ValueError):
+            raise ApiError(422, "start and end must be dates (YYYY-MM-DD)") from None
+        days, day = [], start
+        with self._lock:
+            while day <= end:
+                default = None if day.weekday() >= 5 else ("0400", "2000")
+                session = self._calendar_days.get(day.isoformat(), default)
+                if session is not None:
+                    days.append({"date": day.isoformat(), "open": "09:30", "close": "16:00",
+                                 "session_open": session[0], "session_close": session[1],
+                                 "settlement_date": (day + timedelta(days=2)).isoformat()})  # fmt: skip
+                day += timedelta(days=1)
+        return days
+
+    def set_clock(
+        self,
+        *,
+        is_open: bool,
+        next_open: datetime | None = None,
+        next_close: datetime | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """What /v2/clock says. `at` pins its timestamp (default: the time of each request);
+        next_open/next_close default to plausible instants an hour or a day away."""
+        with self._lock:
+            self._clock = {
+                "is_open": is_open, "at": at, "next_open": next_open, "next_close": next_close,
+            }  # fmt: skip
+
+    def set_account(self, **fields: Any) -> None:
+        """Override fields of GET /v2/account (account_number, status, trading_blocked, ...)."""
+        unknown = set(fields) - set(DEFAULT_ACCOUNT)
+        if unknown:
+            raise ValueError(f"unknown account fields {sorted(unknown)}")
+        with self._lock:
+            self._account.update(fields)
 
     def set_order_status(
         self,
@@ -227,21 +475,105 @@ class AlpacaStandIn:
             return copy.deepcopy(order)
 
     def reset(self) -> None:
-        """Forget orders, fills, faults, counters and the request log."""
+        """Forget orders, fills, market data, faults, counters and the request log; the clock
+        and the account go back to their defaults."""
         with self._lock:
             self._orders: list[dict] = []
             self._by_id: dict[str, dict] = {}
             self._by_client_id: dict[str, dict] = {}
             self._submitted_ns: dict[str, int] = {}
             self._fills: list[tuple[int, dict]] = []
-            self._faults: deque[tuple] = deque()
+            self._faults: dict[str, deque[tuple]] = {route: deque() for route in ROUTES}
             self._requests: list[tuple[str, str]] = []
-            self._post_count = self._last_ns = 0
+            self._post_count = self._last_ns = self._trade_id = 0
+            self._trades: dict[str, dict] = {}
+            self._calendar_days: dict[str, tuple[str, str] | None] = {}
+            self._quotes: dict[str, dict] = {}
+            self._live: set[tuple[str, str]] = set()  # (kind, symbol) stamped at each answer
+            self._clock: dict[str, Any] = {"is_open": True}
+            self._account: dict[str, Any] = dict(DEFAULT_ACCOUNT)
 
     def _now(self) -> int:
         """Strictly increasing nanosecond clock, so sorting by timestamp is never ambiguous."""
         self._last_ns = max(time.time_ns(), self._last_ns + 1)
         return self._last_ns
+
+    def _cancel(self, order_id: str) -> dict:
+        """Cancel an open order at once (Alpaca may pass through pending_cancel first)."""
+        with self._lock:
+            order = self._by_id.get(order_id)
+            if order is None:
+                raise ApiError(404, "order not found", 40410000)
+            if order["status"] in CLOSED_STATUSES:
+                raise ApiError(422, f'order is already in "{order["status"]}" state', 42210000)
+            ts = format_ts(self._now())
+            order.update(status="canceled", canceled_at=ts, updated_at=ts)
+            return copy.deepcopy(order)
+
+    def _cancel_all(self) -> list[dict]:
+        """DELETE /v2/orders: every open order, one multi-status entry each."""
+        with self._lock:
+            open_ids = [o["id"] for o in self._orders if o["status"] not in CLOSED_STATUSES]
+            return [{"id": i, "status": 200, "body": self._cancel(i)} for i in open_ids]
+
+    def _clock_now(self) -> dict:
+        """GET /v2/clock. Unset instants default to an hour or a day from the timestamp: open
+        now means a close within the hour, closed now means an open within the hour."""
+        with self._lock:
+            clock = self._clock
+            at = self._now() if clock.get("at") is None else instant_ns(clock["at"])
+            hour, session = 3600 * 10**9, 23400 * 10**9
+            if clock["is_open"]:
+                next_open, next_close = at + 24 * hour, at + hour
+            else:
+                next_open, next_close = at + hour, at + hour + session
+            if clock.get("next_open") is not None:
+                next_open = instant_ns(clock["next_open"])
+            if clock.get("next_close") is not None:
+                next_close = instant_ns(clock["next_close"])
+            return {
+                "timestamp": format_ny(at),
+                "is_open": clock["is_open"],
+                "next_open": format_ny(next_open, fraction=False),
+                "next_close": format_ny(next_close, fraction=False),
+            }
+
+    def _market_data(self, path: str, query: dict[str, str]) -> object:
+        feed = query.get("feed", "iex")
+        if feed not in FEEDS:
+            raise ApiError(400, f"invalid feed {feed!r}", 40010000)
+        with self._lock:  # one consistent answer, snapshots included
+            one = LATEST_ONE.fullmatch(path)
+            if one:
+                symbol, kind = one[1], one[2]
+                record = self._record(kind, symbol)
+                if record is None:
+                    raise ApiError(404, f"no {kind} found for {symbol}", 40410000)
+                return {"symbol": symbol, kind: record}
+            symbols = [x for x in query.get("symbols", "").split(",") if x]
+            if not symbols:
+                raise ApiError(400, "missing symbols", 40010000)
+            if path in ("/v2/stocks/trades/latest", "/v2/stocks/quotes/latest"):
+                kind = path.split("/")[3].removesuffix("s")
+                found = {x: self._record(kind, x) for x in symbols}
+                return {
+                    kind + "s": {x: record for x, record in found.items() if record is not None}
+                }
+            if path == "/v2/stocks/snapshots":
+                snapshots = {
+                    x: {
+                        "latestTrade": self._record("trade", x),
+                        "latestQuote": self._record("quote", x),
+                    }
+                    for x in symbols
+                }
+                bars = {"minuteBar": None, "dailyBar": None, "prevDailyBar": None}
+                return {
+                    x: snapshot | bars
+                    for x, snapshot in snapshots.items()
+                    if snapshot["latestTrade"] or snapshot["latestQuote"]
+                }
+            raise ApiError(404, "endpoint not found", 40410000)
 
     def _create_order(self, body: object) -> dict:
         """Validate like Alpaca on the main paths (422 code 40010001), then store the order."""
@@ -359,15 +691,45 @@ class _Handler(BaseHTTPRequestHandler):
                                      (s.required_secret, "APCA-API-SECRET-KEY")):  # fmt: skip
                 if required is not None and self.headers.get(header) != required:
                     raise ApiError(401, "request is not authorized", 40110000)
-            if is_order_post:
-                return self._post_order(raw)
-            if self.command != "GET":
-                raise ApiError(404, "endpoint not found", 40410000)
-            self._send(200, self._get(url.path, query))
+            fault = s._take_fault(route_of(self.command, url.path))
+            self._serve(fault, lambda: self._answer(url.path, query, raw))
         except ApiError as err:
             self._send(err.status, err.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+    def _serve(self, fault: tuple, answer: Callable[[], tuple[int, object]]) -> None:
+        kind, arg, body, accept_first = fault
+        early = None
+        if accept_first:
+            try:
+                early = answer()
+            except ApiError:
+                early = None  # nothing took effect (an invalid order); the fault still answers
+        if kind == "drop":
+            return  # nothing written: the server just closes the socket
+        if kind == "fail":
+            return self._send_fault(arg, body)
+        if kind == "delay" and self.standin._stopping.wait(arg):
+            return  # stopped while sleeping
+        self._send(*(early or answer()))
+
+    def _answer(self, path: str, query: dict[str, str], raw: bytes) -> tuple[int, object]:
+        s = self.standin
+        if (self.command, path) == ("POST", "/v2/orders"):
+            try:
+                payload = json.loads(raw or b"null", parse_float=Decimal)
+            except ValueError:
+                payload = None
+            return 200, s._create_order(payload)
+        if self.command == "DELETE" and path == "/v2/orders":
+            return 207, s._cancel_all()
+        if self.command == "DELETE" and path.startswith("/v2/orders/"):
+            s._cancel(path.removeprefix("/v2/orders/"))
+            return 204, None
+        if self.command != "GET":
+            raise ApiError(404, "endpoint not found", 40410000)
+        return 200, self._get(path, query)
 
     def _get(self, path: str, query: dict[str, str]) -> object:
         s = self.standin
@@ -375,11 +737,15 @@ class _Handler(BaseHTTPRequestHandler):
             return s._list_orders(query)
         if path == "/v2/account/activities/FILL":
             return s._list_fills(query)
-        if path == "/v2/account":
-            return {"id": ACCOUNT_ID, "account_number": "PA3STANDIN00", "status": "ACTIVE",
-                    "currency": "USD", "cash": "100000", "buying_power": "200000",
-                    "equity": "100000", "multiplier": "2"}  # fmt: skip
+        if path.startswith("/v2/stocks/"):
+            return s._market_data(path, query)
+        if path == "/v2/clock":
+            return s._clock_now()
+        if path == "/v2/calendar":
+            return s._calendar(query)
         with s._lock:
+            if path == "/v2/account":
+                return dict(s._account)
             if path == "/v2/orders:by_client_order_id":
                 order = s._by_client_id.get(query.get("client_order_id", ""))
             elif path.startswith("/v2/orders/"):
@@ -389,28 +755,6 @@ class _Handler(BaseHTTPRequestHandler):
             if order is None:
                 raise ApiError(404, "order not found", 40410000)
             return copy.deepcopy(order)
-
-    def _post_order(self, raw: bytes) -> None:
-        s = self.standin
-        with s._lock:
-            kind, arg, body, accept_first = s._faults.popleft() if s._faults else (None,) * 4
-        try:
-            payload = json.loads(raw or b"null", parse_float=Decimal)
-        except ValueError:
-            payload = None
-        order = None
-        if accept_first:
-            try:
-                order = s._create_order(payload)
-            except ApiError:
-                order = None  # an invalid order is not stored; the fault still answers
-        if kind == "drop":
-            return  # nothing written: the server just closes the socket
-        if kind == "fail":
-            return self._send_fault(arg, body)
-        if kind == "delay" and s._stopping.wait(arg):
-            return  # stopped while sleeping
-        self._send(200, order or s._create_order(payload))
 
     def _send_fault(self, status: int, body: str | dict | None) -> None:
         if body is None and status >= 500:
@@ -423,7 +767,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, "application/json" if is_json else "text/html")
 
     def _send(self, status: int, body: object, content_type: str = "application/json") -> None:
-        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        data = b"" if status == 204 else (body if isinstance(body, str) else dumps(body)).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -432,11 +776,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Local stand-in for Alpaca's Trading API v2.")
+    parser = argparse.ArgumentParser(
+        description="Local stand-in for Alpaca's Trading and Market Data APIs v2."
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="SYMBOL=PRICE",
+        help="serve a latest trade at this price, always just traded (repeatable)",
+    )
+    args = parser.parse_args()
     standin = AlpacaStandIn()
     standin.log_requests = True
-    print(standin.start(parser.parse_args().port).base_url, flush=True)
+    for item in args.price:
+        symbol, _, price = item.partition("=")
+        standin.set_latest_trade(symbol, price, at="live")
+    print(standin.start(args.port).base_url, flush=True)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

@@ -9,13 +9,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import cast
 
+from backend.execution.adapters.alpaca_broker import order_payload
 from backend.execution.agent_state import AgentStateTracker
+from backend.execution.broker_facts import ReferencePrice
 from backend.execution.decisions import BrokerOrder, ExecutionResult
 from backend.execution.errors import BrokerUnavailable
+from backend.execution.exposure import BookOrder, PositionRow
 from backend.execution.idempotency import (
     IN_PROGRESS,
     RETRY_PENDING,
@@ -25,7 +28,7 @@ from backend.execution.idempotency import (
     classify_existing,
     is_final,
 )
-from backend.execution.intent import OrderIntent
+from backend.execution.intent import OrderIntent, Side
 from backend.execution.kill_switch import KillSwitchReading
 from backend.execution.risk import RiskSnapshot
 
@@ -103,7 +106,14 @@ class InMemoryLedger:
 
 
 class InMemoryRiskBook:
-    """The risk book's contract in memory: one lock stands in for Postgres's advisory locks."""
+    """The risk book's contract in memory: one lock stands in for Postgres's advisory locks.
+
+    Positions are rows as of a fixed instant (long ago), so every book order counts by its
+    unfilled quantity, which is what the engine's unit tests exercise; the exposure arithmetic
+    itself has its own tests (tests/unit/test_exposure.py).
+    """
+
+    AS_OF = datetime(2000, 1, 1, tzinfo=UTC)
 
     def __init__(
         self, positions: dict[tuple[str, str], Decimal] | None = None, trades_today: int = 0
@@ -122,52 +132,61 @@ class InMemoryRiskBook:
             raise self.error
         with self._lock:
             others = [
-                r
+                (key, r)
                 for key, r in self.reservations.items()
                 if key != intent.client_intent_id and r["state"] != "released"
             ]
             account = intent.broker_account_id
             trades = self.other_trades_today + sum(
-                1 for r in others if r["account"] == account and r["day"] == on
+                1 for _, r in others if r["account"] == account and r["day"] == on
             )
-            pending = sum(
-                (
-                    cast(Decimal, r["signed_qty"])
-                    for r in others
-                    if r["account"] == account and r["symbol"] == intent.symbol
-                ),
-                Decimal(0),
+            orders = tuple(
+                BookOrder(
+                    client_intent_id=key,
+                    side=cast(Side, r["side"]),
+                    qty=cast(Decimal, r["qty"]),
+                    filled_qty=Decimal(0),
+                    fills=(),
+                    working=r["state"] in ("reserved", "working"),
+                )
+                for key, r in others
+                if r["account"] == account and r["symbol"] == intent.symbol
             )
-            current = self.positions.get((account, intent.symbol), Decimal(0))
+            qty = self.positions.get((account, intent.symbol))
+            position = None if qty is None else PositionRow(qty, self.AS_OF)
 
             def reserve() -> None:
-                self.reservations[intent.client_intent_id] = {
-                    "account": account,
-                    "symbol": intent.symbol,
-                    "day": on,
-                    "signed_qty": intent.signed_qty,
-                    "state": "reserved",
-                }
+                self.reservations[intent.client_intent_id] = self._row(intent, on, "reserved")
 
-            yield _Hold(RiskSnapshot(trades, current, None, pending), reserve)
+            yield _Hold(RiskSnapshot(trades, position, orders), reserve)
 
-    def settle(
-        self, intent: OrderIntent, on: date, *, routed: bool, broker_order_id: str | None
-    ) -> None:
+    def record_placed(self, intent: OrderIntent, on: date, order: BrokerOrder) -> None:
         with self._lock:
-            entry = self.reservations.setdefault(
-                intent.client_intent_id,
-                {
-                    "account": intent.broker_account_id,
-                    "symbol": intent.symbol,
-                    "day": on,
-                    "signed_qty": intent.signed_qty,
-                },
+            row = self.reservations.setdefault(
+                intent.client_intent_id, self._row(intent, on, "working")
             )
-            entry["state"] = "routed" if routed else "released"
+            row["state"] = "working"
+            row["broker_order_id"] = order.broker_order_id
+
+    def release(self, intent: OrderIntent) -> None:
+        with self._lock:
+            row = self.reservations.get(intent.client_intent_id)
+            if row is not None and row["state"] == "reserved":
+                row["state"] = "released"
 
     def state_of(self, client_intent_id: str) -> object:
         return self.reservations.get(client_intent_id, {}).get("state")
+
+    @staticmethod
+    def _row(intent: OrderIntent, on: date, state: str) -> dict[str, object]:
+        return {
+            "account": intent.broker_account_id,
+            "symbol": intent.symbol,
+            "day": on,
+            "side": intent.side,
+            "qty": intent.qty,
+            "state": state,
+        }
 
 
 class _Hold:
@@ -207,7 +226,7 @@ class RecordingBroker:
             filled_avg_price=None,
             filled_at=None,
             submitted_at=None,
-            raw={"id": f"order-{len(self.submitted)}"},
+            raw={"id": f"order-{len(self.submitted)}"} | order_payload(intent),
         )
         self.orders[intent.client_intent_id] = order
         if self.fail_with is not None:
@@ -230,3 +249,21 @@ __all__ = [
     "StaticKillSwitch",
     "tracker",
 ]
+
+
+class FixedPrices:
+    """Reference prices that are always fresh (their time is the caller's clock)."""
+
+    def __init__(self, prices: dict[str, Decimal], at: datetime | None = None) -> None:
+        self.prices = prices
+        self.at = at
+        self.reads = 0
+
+    def reference_price(self, symbol: str) -> ReferencePrice:
+        self.reads += 1
+        if symbol not in self.prices:
+            from backend.execution.errors import RiskDataUnavailable
+
+            raise RiskDataUnavailable(f"no trade for {symbol}")
+        at = self.at or datetime.now(UTC)
+        return ReferencePrice(symbol, self.prices[symbol], at, "trade", "iex")

@@ -12,6 +12,7 @@ import pytest
 
 from backend.execution.adapters.dry_run_broker import DryRunBroker
 from backend.execution.clock import FixedClock
+from backend.execution.context_reader import FactSources
 from backend.execution.decisions import ExecutionResult
 from backend.execution.engine import ExecutionEngine, IntentContext, OrderIntent
 from backend.execution.errors import (
@@ -26,6 +27,7 @@ from backend.execution.kill_switch import KillSwitchReading, parse_switch_value
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import AgentState, CheckOutcome, Reason, Status
 from tests.support.fakes import (
+    FixedPrices,
     InMemoryLedger,
     InMemoryRiskBook,
     RecordingBroker,
@@ -53,6 +55,7 @@ def make_engine(
     ledger: InMemoryLedger | None = None,
     book: InMemoryRiskBook | None = None,
     heartbeat: Any = None,
+    facts: FactSources | None = None,
     **overrides: Any,
 ) -> ExecutionEngine:
     values: dict[str, Any] = {
@@ -69,6 +72,7 @@ def make_engine(
     settings = Settings(**(values | overrides))
     return ExecutionEngine(
         broker=broker or (RecordingBroker() if live else DryRunBroker()),
+        facts=facts or FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")})),
         settings=settings,
         ledger=ledger or InMemoryLedger(),
         risk_book=book or InMemoryRiskBook(),
@@ -174,7 +178,7 @@ def test_the_position_limit_applies_to_the_projected_position() -> None:
     book = InMemoryRiskBook({("acct-1", "SPY"): Decimal("96")})
     result = make_engine(book=book).execute_intent(intent(qty="5"))
     assert result.reason is Reason.MAX_POSITION_SIZE_EXCEEDED
-    assert check(result, "max_position_size").inputs["projected_qty"] == Decimal("101")
+    assert check(result, "max_position_size").inputs["projected_worst"] == Decimal("101")
 
 
 def test_a_sell_that_reduces_a_long_position_is_allowed() -> None:
@@ -184,7 +188,7 @@ def test_a_sell_that_reduces_a_long_position_is_allowed() -> None:
 
 
 def test_a_sell_that_opens_too_large_a_short_is_refused() -> None:
-    result = make_engine().execute_intent(intent(side="sell", qty="100.5"))
+    result = make_engine(max_order_qty=None).execute_intent(intent(side="sell", qty="100.5"))
     assert result.reason is Reason.MAX_POSITION_SIZE_EXCEEDED
 
 
@@ -363,7 +367,7 @@ def test_a_routed_order_keeps_its_daily_slot_and_a_dry_run_takes_none() -> None:
     book = InMemoryRiskBook()
     make_engine(live=True, book=book).execute_intent(intent(client_intent_id="live-1"))
     make_engine(book=book).execute_intent(intent(client_intent_id="dry-1"))
-    assert book.state_of("live-1") == "routed"
+    assert book.state_of("live-1") == "working"
     assert book.state_of("dry-1") is None
 
 
@@ -396,7 +400,7 @@ def test_the_position_check_counts_orders_the_position_row_cannot_reflect_yet() 
     engine = make_engine(live=True, book=book)
     results = [engine.execute_intent(intent(client_intent_id=f"buy-{n}")) for n in range(3)]
     assert [r.status for r in results] == [Status.SUBMITTED, Status.SUBMITTED, Status.REJECTED]
-    assert check(results[2], "max_position_size").inputs["pending_qty"] == Decimal("10")
+    assert check(results[2], "max_position_size").inputs["working_buy"] == Decimal("10")
 
 
 # -- safety details of idempotency -----------------------------------------------------------

@@ -33,7 +33,7 @@ def test_a_final_refusal_is_never_a_server_error_and_a_retryable_one_never_a_cli
     if rule.final:
         assert 400 <= rule.http_status < 500
     else:
-        assert rule.http_status in (409, 503)
+        assert rule.http_status in (409, 429, 503)
 
 
 def test_an_accepted_outcome_is_final_and_acked() -> None:

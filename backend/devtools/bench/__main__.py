@@ -26,6 +26,7 @@ from google.cloud import firestore
 
 from backend.devtools import local_stack
 from backend.devtools.bench import floor
+from backend.devtools.bench.loadgen import BENCH_ACCOUNT
 from backend.devtools.bench.pg_proxy import PgRoundTripProxy
 from backend.devtools.bench.procstat import tree_cpu_seconds
 from backend.devtools.configmap import ConfigMapDir
@@ -80,6 +81,9 @@ class Stack:
             "GOOGLE_CLOUD_PROJECT": self.project,
             "EXEC_POSTGRES_DSN": self.pg_dsn,
             "EXEC_MAX_DAILY_TRADES": "100000000",
+            # One bound account, as in production: every intent shares its limits and locks.
+            "EXEC_BROKER_ACCOUNT_ID": BENCH_ACCOUNT,
+            "EXEC_MAX_POSITION_QTY": "1000000000",
             "LOG_LEVEL": "INFO",
         }
         if kill_switch_file:
@@ -142,7 +146,7 @@ def round_trips_per_intent(stack: Stack, url: str, intents: int) -> dict[str, fl
         body = {
             "client_intent_id": f"rt-{uuid.uuid4().hex[:20]}",
             "strategy_id": "bench",
-            "broker_account_id": f"rt-{uuid.uuid4().hex[:8]}",
+            "broker_account_id": BENCH_ACCOUNT,
             "symbol": "SPY",
             "side": "buy",
             "qty": "1",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -19,7 +19,13 @@ import requests
 from google.cloud import firestore
 
 from backend.execution.adapters.firestore_ledger import intent_fields
-from backend.execution.adapters.postgres_risk_book import _LOCK, _RESERVE, _SETTLE, _SNAPSHOT
+from backend.execution.adapters.postgres_risk_book import (
+    _LOCK,
+    _PLACED,
+    _RESERVE,
+    _SNAPSHOT,
+    _params,
+)
 from backend.execution.intent import OrderIntent
 
 # A decision record carries six checks with their inputs; this one is typical in size.
@@ -29,11 +35,14 @@ _CHECK = {
     "inputs": {
         "broker_account_id": "bench-0123456789",
         "symbol": "SPY",
-        "current_qty": "0",
-        "position_updated_at": None,
-        "pending_qty": "0",
-        "order_signed_qty": "1",
-        "projected_qty": "1",
+        "position_row_qty": "0",
+        "position_as_of": None,
+        "position": "0",
+        "working_buy": "0",
+        "working_sell": "0",
+        "order_side": "buy",
+        "order_qty": "1",
+        "projected_worst": "1",
         "limit": "100",
     },
 }
@@ -74,13 +83,7 @@ def _one_intent(
         qty="1",
         order_type="market",
     )
-    params = {
-        "intent": intent_id,
-        "account": account,
-        "symbol": "SPY",
-        "day": "2026-11-21",
-        "signed_qty": 1,
-    }
+    params = _params(intent, date(2026, 11, 21)) | {"skew": 10.0}
     started = time.perf_counter()
     now = datetime.now(UTC)
     claim = db.collection("execution_intents").document(intent_id)
@@ -114,7 +117,8 @@ def _one_intent(
             conn.execute("COMMIT")
         body = _ORDER_BODY | {"client_order_id": intent_id}
         order = session.post(f"{broker_url}/v2/orders", json=body, timeout=5).json()
-        conn.execute(_SETTLE, params | {"state": "routed", "order_id": order["id"]})
+        placed = {"state": "working", "order_id": order["id"], "broker_status": order["status"]}
+        conn.execute(_PLACED, params | placed)
     batch = db.batch()
     batch.set(
         claim,
@@ -123,7 +127,7 @@ def _one_intent(
             "reason": None,
             "retryable": False,
             "message": "m",
-            "checks": [_CHECK] * 6,
+            "checks": [_CHECK] * 7,
             "broker_order_id": order["id"] if order else None,
             "attempt": 1,
             "decided_at": now,

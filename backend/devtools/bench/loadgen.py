@@ -18,12 +18,15 @@ from typing import Any
 
 import requests
 
+# The account the benchmark's service is bound to (EXEC_BROKER_ACCOUNT_ID).
+BENCH_ACCOUNT = "bench-paper"
+
 
 def intent(prefix: str) -> dict[str, Any]:
     return {
         "client_intent_id": f"{prefix}-{uuid.uuid4().hex[:24]}",
         "strategy_id": "bench",
-        "broker_account_id": f"bench-{uuid.uuid4().hex[:10]}",
+        "broker_account_id": BENCH_ACCOUNT,
         "symbol": "SPY",
         "side": "buy",
         "qty": "1",

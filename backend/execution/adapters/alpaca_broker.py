@@ -9,6 +9,7 @@ models would turn quantities into floats.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from backend.execution.adapters.alpaca_client import (
     api_error_body,
     describe_api_error,
 )
+from backend.execution.broker_facts import CancelOutcome, CancelStatus
 from backend.execution.decisions import BrokerOrder
 from backend.execution.errors import (
     BrokerRejected,
@@ -33,6 +35,10 @@ from backend.execution.intent import OrderIntent
 from backend.execution.settings import PAPER_HOST, is_live_host
 
 _DUPLICATE_MESSAGE = "client_order_id must be unique"
+# Alpaca order ids are UUIDs. Anything else could reach another endpoint: "" would be DELETE
+# /v2/orders/, a slash from cancel-all, and "../positions" becomes DELETE /v2/positions (close
+# every position) once the client normalises the path.
+_ORDER_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
 
 
 class AlpacaBroker:
@@ -90,6 +96,25 @@ class AlpacaBroker:
                 f"order lookup failed: {type(exc).__name__}", outcome_unknown=False
             ) from exc
         return to_broker_order(_as_dict(raw))
+
+    def cancel_order(self, broker_order_id: str) -> CancelOutcome:
+        """One bounded DELETE /v2/orders/{id}, never retried automatically: a kill switch must
+        learn at once what it could not cancel, and decides itself whether to try again."""
+        if not _ORDER_ID.fullmatch(broker_order_id):
+            return CancelOutcome(broker_order_id, CancelStatus.NOT_FOUND, "not an Alpaca order id")
+        try:
+            self._client().delete(f"/orders/{broker_order_id}")
+        except APIError as exc:
+            known = {404: CancelStatus.NOT_FOUND, 422: CancelStatus.ALREADY_FINAL}
+            status = known.get(exc.status_code or 0, CancelStatus.UNAVAILABLE)
+            return CancelOutcome(broker_order_id, status, describe_api_error(exc))
+        except requests.exceptions.RequestException as exc:
+            return CancelOutcome(
+                broker_order_id,
+                CancelStatus.UNAVAILABLE,
+                f"{type(exc).__name__}: the cancel may or may not have reached the broker",
+            )
+        return CancelOutcome(broker_order_id, CancelStatus.CANCELED)
 
     def _client(self) -> TradingClient:
         return self._clients.get()

@@ -31,9 +31,30 @@ class AlpacaReader:
         params |= _window(after, until)
         return _as_list(self._get("/orders", params))
 
+    def list_open_orders(
+        self, *, after: datetime | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Orders the broker still has open (not final), oldest first, one page."""
+        params: dict[str, Any] = {"status": "open", "direction": "asc", "limit": limit}
+        params |= _window(after, None)
+        return _as_list(self._get("/orders", params))
+
     def get_order(self, broker_order_id: str) -> dict[str, Any] | None:
         try:
             raw = self._clients.get().get(f"/orders/{broker_order_id}")
+        except APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise BrokerUnavailable(describe_api_error(exc), outcome_unknown=False) from None
+        except requests.exceptions.RequestException as exc:
+            raise BrokerUnavailable(type(exc).__name__, outcome_unknown=False) from exc
+        return raw if isinstance(raw, dict) else None
+
+    def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        try:
+            raw = self._clients.get().get(
+                "/orders:by_client_order_id", {"client_order_id": client_order_id}
+            )
         except APIError as exc:
             if exc.status_code == 404:
                 return None

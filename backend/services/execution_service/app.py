@@ -6,7 +6,6 @@ Views only parse, call the engine and map the outcome (contract.py); no trading 
 from __future__ import annotations
 
 import atexit
-import hmac
 import logging
 import threading
 from pathlib import Path
@@ -17,12 +16,13 @@ from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntit
 
 from backend.execution import bootstrap
 from backend.execution.bootstrap import ServiceParts
-from backend.execution.decisions import ExecutionResult, jsonable
-from backend.execution.engine import ExecutionEngine, IntentContext
+from backend.execution.decisions import ExecutionResult
+from backend.execution.engine import IntentContext
 from backend.execution.errors import ConfigurationError
 from backend.execution.settings import Settings
-from backend.execution.vocabulary import Reason, rule_of
+from backend.execution.vocabulary import Reason
 from backend.services.execution_service import contract
+from backend.services.execution_service.admin import register_admin
 from backend.services.execution_service.auth import CachingRequest, OidcVerifier, Unauthorized
 from backend.services.execution_service.logs import (
     configure_logging,
@@ -166,7 +166,7 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
         return jsonify(report.to_dict()), 200, {}
 
     if settings.admin_key is not None:
-        _register_admin(app, engine, settings.admin_key.get_secret_value())
+        register_admin(app, parts, settings.admin_key.get_secret_value())
     return app
 
 
@@ -208,41 +208,6 @@ def _verifiers(settings: Settings) -> dict[str, OidcVerifier]:
     return verifiers
 
 
-def _register_admin(app: Flask, engine: ExecutionEngine, admin_key: str) -> None:
-    def authorised() -> bool:
-        offered = request.headers.get("X-Exec-Agent-Key", "")
-        return hmac.compare_digest(offered.encode(), admin_key.encode())
-
-    def refused() -> tuple[Response, int]:
-        return refusal(Reason.UNAUTHORIZED, "missing or wrong X-Exec-Agent-Key")
-
-    @app.get("/state")
-    def state() -> tuple[Response, int]:
-        if not authorised():
-            return refused()
-        snapshot = engine.gate_snapshot()
-        return jsonify(
-            state=snapshot.agent_state.value,
-            why=snapshot.agent_state_why,
-            inputs={
-                "agent_mode": engine.settings.agent_mode.value,
-                "dry_run": engine.dry_run,
-                "kill_switch": [r.to_dict() for r in snapshot.kill_switch],
-                "market_data_heartbeat": jsonable(snapshot.heartbeat),
-                "market_data_heartbeat_error": snapshot.heartbeat_error,
-                "market_data_stale_threshold_s": engine.settings.heartbeat_stale_s,
-            },
-        ), 200
-
-    @app.post("/recover")
-    def recover() -> tuple[Response, int]:
-        if not authorised():
-            return refused()
-        engine.agent.recover()
-        snapshot = engine.gate_snapshot()
-        return jsonify(state=snapshot.agent_state.value, why=snapshot.agent_state_why), 200
-
-
 def _json_body() -> bytes:
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
@@ -267,12 +232,8 @@ def _respond(result: ExecutionResult, status: int) -> tuple[Response, int, dict[
 
 
 def refusal(reason: Reason, message: str) -> tuple[Response, int]:
-    """A refusal outside the engine (HTTP layer), shaped and mapped like the engine's."""
-    rule = rule_of(reason)
-    body = jsonify(
-        status="rejected", reason=reason.value, retryable=not rule.final, message=message
-    )
-    return body, rule.http_status
+    body, status = contract.refusal(reason, message)
+    return jsonify(body), status
 
 
 def _bad_request_body(exc: BadRequest) -> Response:

@@ -8,8 +8,10 @@ outcomes a later attempt could change are nacked (503).
 
 from __future__ import annotations
 
+from typing import Any
+
 from backend.execution.decisions import ExecutionResult
-from backend.execution.vocabulary import rule_of
+from backend.execution.vocabulary import Reason, rule_of
 
 
 def execute_status(result: ExecutionResult) -> int:
@@ -25,3 +27,11 @@ def retry_after(result: ExecutionResult) -> dict[str, str]:
     if result.retryable and result.retry_after_s:
         return {"Retry-After": str(result.retry_after_s)}
     return {}
+
+
+def refusal(reason: Reason, message: str) -> tuple[dict[str, Any], int]:
+    """A refusal outside the engine (the HTTP layer), shaped and mapped like the engine's."""
+    rule = rule_of(reason)
+    body = {"status": "rejected", "reason": reason.value, "retryable": not rule.final,
+            "message": message}  # fmt: skip
+    return body, rule.http_status

@@ -1,4 +1,4 @@
--- Postgres objects the execution gateway reads. Idempotent: safe to apply repeatedly.
+-- Version 1: the tables of the first release (positions, read; risk reservations, written).
 --
 -- public.broker_positions is owned by the position-sync job, not by this service:
 -- the gateway only reads it for the max-position pre-trade check. One row per

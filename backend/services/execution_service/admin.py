@@ -1,0 +1,110 @@
+"""The operator's endpoints (only when EXEC_AGENT_ADMIN_KEY is set), all behind the header
+``X-Exec-Agent-Key`` compared in constant time. Views parse, call, and map; the actions
+themselves live in backend/execution/operator.py, shared with the console."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from backend.execution.bootstrap import ServiceParts
+from backend.execution.decisions import jsonable
+from backend.execution.errors import TransientError
+from backend.execution.operator import ActionResult, Operator
+from backend.execution.vocabulary import Reason
+from backend.services.execution_service import contract
+
+MAX_REASON = 500
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class BadAction(Exception):
+    """An operator request that cannot be carried out as sent (400)."""
+
+
+def register_admin(app: Flask, parts: ServiceParts, admin_key: str) -> None:
+    engine = parts.engine
+
+    @app.before_request
+    def _admin_key() -> tuple[Response, int] | None:
+        if request.path not in ADMIN_PATHS and not request.path.startswith("/strategies/"):
+            return None
+        offered = request.headers.get("X-Exec-Agent-Key", "")
+        if hmac.compare_digest(offered.encode(), admin_key.encode()):
+            return None
+        body, status = contract.refusal(Reason.UNAUTHORIZED, "missing or wrong X-Exec-Agent-Key")
+        return jsonify(body), status
+
+    @app.errorhandler(BadAction)
+    def _bad_action(exc: BadAction) -> tuple[Response, int]:
+        body, status = contract.refusal(Reason.INVALID_REQUEST, str(exc))
+        return jsonify(body), status
+
+    @app.get("/state")
+    def state() -> tuple[Response, int]:
+        return jsonify(state_document(parts)), 200
+
+    @app.post("/recover")
+    def recover() -> tuple[Response, int]:
+        engine.agent.recover()
+        snapshot = engine.gate_snapshot()
+        return jsonify(state=snapshot.agent_state.value, why=snapshot.agent_state_why), 200
+
+    @app.post("/strategies/<strategy_id>/enable")
+    def enable_strategy(strategy_id: str) -> tuple[Response, int]:
+        result = parts.operator.enable_strategy(
+            strategy_id, reason=required_reason(), who=Operator("operator")
+        )
+        return _answer(result, failed_status=409)
+
+
+ADMIN_PATHS = frozenset({"/state", "/recover"})
+
+
+def state_document(parts: ServiceParts) -> dict[str, Any]:
+    """Everything GET /state shows: the gate's inputs, latched strategies, recent actions."""
+    engine = parts.engine
+    snapshot = engine.gate_snapshot()
+    return {
+        "state": snapshot.agent_state.value,
+        "why": snapshot.agent_state_why,
+        "inputs": {
+            "agent_mode": engine.settings.agent_mode.value,
+            "dry_run": engine.dry_run,
+            "broker_account_id": engine.settings.broker_account_id,
+            "kill_switch": [r.to_dict() for r in snapshot.kill_switch],
+            "market_data_heartbeat": jsonable(snapshot.heartbeat),
+            "market_data_heartbeat_error": snapshot.heartbeat_error,
+            "market_data_stale_threshold_s": engine.settings.heartbeat_stale_s,
+        },
+        "latched_strategies": jsonable(_or_error(parts.operator.latched_strategies)),
+        "operator_actions": jsonable(_or_error(parts.operator.recent_actions)),
+    }
+
+
+def required_reason() -> str:
+    body = request.get_json(silent=True)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadAction('a "reason" is required: say why, for the record')
+    if len(reason) > MAX_REASON or _CONTROL.search(reason):
+        raise BadAction(f"the reason must be at most {MAX_REASON} printable characters")
+    return reason.strip()
+
+
+def _answer(result: ActionResult, *, failed_status: int) -> tuple[Response, int]:
+    body = {"ok": result.ok, "message": result.message, "details": jsonable(result.details)}
+    if result.action_id:
+        body["action_id"] = result.action_id
+    return jsonify(body), 200 if result.ok else failed_status
+
+
+def _or_error(read: Any) -> Any:
+    """A part of the state that cannot be read shows as such, never as empty."""
+    try:
+        return read()
+    except TransientError as exc:
+        return {"error": f"unreadable: {type(exc).__name__}: {str(exc)[:200]}"}
