@@ -79,16 +79,31 @@ def cases(label: str, gateway: Gateway) -> st.SearchStrategy[Case]:
     )
     if label == "POST /execute":
         # Generated intents name random accounts (account_not_allowed), reuse a handful of ids
-        # (duplicates, conflicts) and carry random dates (intent_expired). A third of them are
-        # addressed like a strategy would send them, so the broker path is fuzzed too.
-        return st.one_of(generated, generated.map(lambda c: addressed(c, gateway.account)))
-    if label == "POST /pubsub/push":
-        # Schemathesis cannot build base64 of a JSON intent from the document: these envelopes
-        # carry generated intents (valid and invalid) as their data, some published just now.
-        intents = cases("POST /execute", gateway).map(lambda c: c.body)
+        # (duplicates, conflicts) and carry random dates (intent_expired). Some are addressed
+        # like a strategy would send them, so the broker path is fuzzed too; some carry one
+        # hostile value in an otherwise valid intent (issue 10's findings and their kin).
         return st.one_of(
             generated,
-            st.tuples(generated, intents, st.booleans()).map(lambda t: carrying(*t)),
+            generated.map(lambda c: addressed(c, gateway.account)),
+            st.tuples(generated, hostile(gateway.account)).map(lambda t: with_body(*t)),
+        )
+    if label == "POST /pubsub/push":
+        # Schemathesis cannot build base64 of a JSON intent from the document: these envelopes
+        # carry generated intents (valid and invalid) as their data; the addressed ones (as a
+        # strategy would publish them) just published, so the age check lets them through.
+        execute = OPERATIONS["POST /execute"]
+        intents = st.one_of(
+            execute.as_strategy(generation_mode=GenerationMode.POSITIVE),
+            execute.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+        )
+        fresh = intents.map(lambda c: addressed(c, gateway.account).body)
+        return st.one_of(
+            generated,
+            st.tuples(generated, intents.map(lambda c: c.body), st.booleans()).map(
+                lambda t: carrying(*t)
+            ),
+            st.tuples(generated, fresh, st.just(True)).map(lambda t: carrying(*t)),
+            st.tuples(generated, hostile(gateway.account)).map(lambda t: carrying_hostile(*t)),
         )
     if label in ("GET /state", "POST /recover", "POST /strategies/{strategy_id}/enable"):
         return st.one_of(generated, generated.map(with_admin_key))
@@ -104,14 +119,86 @@ def addressed(case: Case, account: str) -> Case:
     return case
 
 
+def is_envelope(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("message"), dict)
+
+
 def carrying(case: Case, intent: Any, just_published: bool) -> Case:
-    if isinstance(case.body, dict) and isinstance(case.body.get("message"), dict):
+    if is_envelope(case.body):
         raw = intent if isinstance(intent, bytes) else json.dumps(intent).encode()
         message = case.body["message"] | {"data": base64.b64encode(raw).decode()}
         if just_published:
             message.pop("publish_time", None)
             message["publishTime"] = datetime.now(UTC).isoformat()
         case.body = case.body | {"message": message}
+    return case
+
+
+HOSTILE = "X-Fuzz-Hostile"  # marks a request whose intent must be refused as invalid
+
+
+def nested(levels: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        root = {"a": root}
+    return root
+
+
+def hostile(account: str) -> st.SearchStrategy[Any]:
+    """A valid intent for the bound account with one value no store can take, or a body no
+    parser can read. Each must be refused as invalid_intent and never reach the broker."""
+    values = {
+        "client_intent_id": [".", "..", "__x__", "____", "a/b", "a\x00b"],
+        "broker_account_id": [account + "\x00", account + "\n", "\x00"],
+        "strategy_id": ["s\x00", "\x1b[31mred", "tab\there", "x" * 129],
+        "metadata": [
+            nested(300),
+            nested(9),
+            {"note": "x" * 2000},
+            {"\x00": 1},
+            {f"k{i}": "y" * 1000 for i in range(10)},
+            {"deep": [[[[[[[[[[1]]]]]]]]]]},
+        ],
+        "created_at": ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-14:00"],
+    }
+    one_field = st.sampled_from([(k, v) for k, vs in values.items() for v in vs]).map(
+        lambda kv: valid_intent(account) | {kv[0]: kv[1]}
+    )
+    unreadable = st.sampled_from(
+        [
+            b"[" * 5000,
+            b'{"metadata":' * 3000 + b"1" + b"}" * 3000,
+            json.dumps(valid_intent(account)).replace('"1"', "1e-99999999999999999999").encode(),
+            json.dumps(valid_intent(account)).replace('"1"', "1" * 5000).encode(),
+            b"\xff\xfe{}",
+        ]
+    )
+    return st.one_of(one_field, unreadable)
+
+
+def valid_intent(account: str) -> dict[str, Any]:
+    return {
+        "client_intent_id": unique("hostile"),
+        "strategy_id": "fuzz",
+        "broker_account_id": account,
+        "symbol": "SPY",
+        "side": "buy",
+        "qty": "1",
+        "order_type": "market",
+    }
+
+
+def carrying_hostile(case: Case, body: Any) -> Case:
+    return marked(carrying(case, body, True)) if is_envelope(case.body) else case
+
+
+def with_body(case: Case, body: Any) -> Case:
+    case.body = body
+    return marked(case)
+
+
+def marked(case: Case) -> Case:
+    case.headers = {**(case.headers or {}), HOSTILE: "1"}
     return case
 
 
@@ -158,9 +245,11 @@ def assert_invariants(label: str, case: Case, response: Any, broker_posts: int) 
     placed = isinstance(body, dict) and body.get("status") == "submitted"
     if not placed and reason not in REACHED_BROKER:
         assert broker_posts == 0, f"the broker got a POST for an intent it never passed: {shown}"
+    if (case.headers or {}).get(HOSTILE):
+        assert reason == Reason.INVALID_INTENT and broker_posts == 0, shown
+        assert status == (200 if label == "POST /pubsub/push" else 400), shown
     if label == "POST /pubsub/push" and reason is not None and status != 401:
         declared = Reason(reason)
         final = REASON_RULES[declared].final
-        envelope = isinstance(case.body, dict) and isinstance(case.body.get("message"), dict)
-        if envelope and final:
+        if is_envelope(case.body) and final:
             assert status == 200, f"a final outcome of a push must be acked: {shown}"
