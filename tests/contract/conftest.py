@@ -9,6 +9,7 @@ new inputs each run, five times as many, and remembers failing ones in .local/hy
 from __future__ import annotations
 
 import os
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from flask import Flask
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from backend.devtools import local_stack
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
 from tests.conftest import standin_env, unique
@@ -70,10 +72,23 @@ class Gateway:
 
 
 @pytest.fixture(scope="module")
-def gateway(firestore_emulator: str, firestore_project: str, pg_dsn: str) -> Iterator[Gateway]:
+def own_stores(firestore_emulator: str) -> Iterator[tuple[str, str]]:
+    """A database and a Firestore project of the fuzz's own: it leaves hundreds of open orders
+    behind, which other tests' fill syncs would otherwise sweep (they read every account's)."""
+    admin = local_stack.ensure_postgres()
+    name = f"exec_contract_{uuid.uuid4().hex[:10]}"
+    dsn = local_stack.create_database(admin, name)
+    local_stack.apply_schema(dsn)
+    yield dsn, unique("demo-exec-contract")
+    local_stack.drop_database(admin, name)
+
+
+@pytest.fixture(scope="module")
+def gateway(own_stores: tuple[str, str]) -> Iterator[Gateway]:
     """Live routing (dry-run off, AGENT_MODE=LIVE) to the Alpaca stand-in (trading and market
     data), bound to one account, with limits high enough that valid intents reach the broker,
     and the admin endpoints on."""
+    pg_dsn, firestore_project = own_stores
     account = unique("contract-acct")
     with AlpacaStandIn() as alpaca:
         # A price for the symbol valid intents are addressed to (test_fuzz_endpoints.addressed),

@@ -173,7 +173,7 @@ def hostile(account: str) -> st.SearchStrategy[Any]:
     one_field = st.sampled_from(pairs).map(
         lambda p: valid_intent(account) | {p[0]: values[p[0]][p[1]]}
     )
-    return st.one_of(one_field, st.integers(0, len(unreadable) - 1).map(unreadable.__getitem__))
+    return st.one_of(one_field, st.integers(0, len(unreadable) - 1).map(lambda n: unreadable[n]))
 
 
 def valid_intent(account: str) -> dict[str, Any]:
