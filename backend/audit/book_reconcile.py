@@ -24,6 +24,7 @@ class BookKind(StrEnum):
     CLOSED_AT_BROKER = "working in book, closed at broker"
     ABSENT_AT_BROKER = "working in book, unknown to broker"
     NOT_WORKING_IN_BOOK = "open at broker, not working in book"
+    NOT_IN_BOOK = "open at broker, not in book"
     WORKING_QTY = "working qty mismatch"
 
 
@@ -65,6 +66,17 @@ def reconcile_book(
         elif open_at_broker and row.working_qty != _working(order):
             found.append(_found(BookKind.WORKING_QTY, row, _order(order)))
     return found
+
+
+def missing_from_book(orders: Mapping[str, Mapping[str, Any]]) -> list[BookDiscrepancy]:
+    """Open orders of this gateway (by their decision records) that have no book row at all:
+    exposure no limit counts."""
+    return [
+        BookDiscrepancy(
+            BookKind.NOT_IN_BOOK, intent_id, str(order.get("id")), "absent", _order(order)
+        )
+        for intent_id, order in orders.items()
+    ]
 
 
 def _working(order: Mapping[str, Any]) -> Decimal:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, TextIO
 
 from backend.audit import views
-from backend.audit.book_reconcile import reconcile_book
+from backend.audit.book_reconcile import missing_from_book, reconcile_book
 from backend.audit.broker_side import (
     BookReader,
     OrderHistory,
@@ -60,12 +61,21 @@ def reconcile_day(
         f"{counted(len(result.discrepancies), 'discrepancy', 'discrepancies')}"
         + (" - clean\n" if result.clean else "\n")
     )
-    book_clean = reconcile_order_book(book, broker, account, out, progress) if book else True
+    book_clean = True
+    if book is not None:
+        book_clean = reconcile_order_book(
+            book, broker, account, out, progress, ledger.decisions_by_id
+        )
     return CLEAN if result.clean and book_clean else DISCREPANCIES
 
 
 def reconcile_order_book(
-    book: BookReader, broker: OrderHistory, account: str, out: TextIO, progress: Progress
+    book: BookReader,
+    broker: OrderHistory,
+    account: str,
+    out: TextIO,
+    progress: Progress,
+    decisions_by_id: Callable[[Iterable[str]], Mapping[str, Mapping[str, Any]]],
 ) -> bool:
     """The book's working orders against the broker's open ones (every day: orders work across
     days). A row the broker's open listing lacks is looked up on its own."""
@@ -87,6 +97,16 @@ def reconcile_order_book(
             if found is not None:
                 orders[row.client_intent_id] = found
     found_discrepancies = reconcile_book([*open_rows, *others], orders)
+    # Open orders whose intent has no book row at all, but a decision record of this account.
+    rowless = [
+        coid for coid in open_orders if coid not in known | {r.client_intent_id for r in others}
+    ]
+    ours = {
+        coid: open_orders[coid]
+        for coid, decision in decisions_by_id(rowless).items()
+        if _belongs_to(decision, account)
+    }
+    found_discrepancies += missing_from_book(ours)
     for discrepancy in found_discrepancies:
         out.write(discrepancy.describe() + "\n")
     at_broker = sum(1 for row in [*open_rows, *others] if row.client_intent_id in open_orders)
@@ -130,5 +150,5 @@ def gather(
     return ledger_rows, broker_orders
 
 
-def _belongs_to(decision: dict[str, Any] | None, account: str) -> bool:
+def _belongs_to(decision: Mapping[str, Any] | None, account: str) -> bool:
     return decision is not None and decision.get("broker_account_id") == account

@@ -16,6 +16,11 @@ from datetime import datetime, timedelta
 
 from backend.execution.vocabulary import AgentMode, AgentState
 
+# A heartbeat dated further ahead than this is not trusted: a writer with a fast clock (or a
+# mistyped timestamp) would otherwise keep the agent READY long after market data stopped.
+# Hosts kept by NTP differ by milliseconds; 5 s leaves room for a writer's coarse clock.
+HEARTBEAT_FUTURE_SKEW_S = 5.0
+
 
 @dataclass(frozen=True)
 class AgentInputs:
@@ -47,6 +52,12 @@ def derive_state(
         if inputs.last_heartbeat is None:
             return AgentState.DEGRADED, "market-data heartbeat has never been recorded"
         age = (now - inputs.last_heartbeat).total_seconds()
+        if age < -HEARTBEAT_FUTURE_SKEW_S:
+            return (
+                AgentState.DEGRADED,
+                f"market-data heartbeat is dated {-age:.0f}s in the future "
+                f"(more than {HEARTBEAT_FUTURE_SKEW_S:g}s of clock skew): not trusted",
+            )
         if age > inputs.stale_threshold_s:
             return (
                 AgentState.DEGRADED,
@@ -76,6 +87,8 @@ class AgentStateTracker:
         self._why = "no intent evaluated yet"
         self._consecutive_errors = 0
         self._error_until: datetime | None = None
+        # The one intent that has failed since the last success, while only one has.
+        self._failing_intent: str | None = None
 
     @property
     def state(self) -> AgentState:
@@ -91,8 +104,21 @@ class AgentStateTracker:
             self._move_to(state, why)
             return state, why
 
-    def record_unexpected_error(self, now: datetime, error: str) -> None:
+    def record_unexpected_error(
+        self, now: datetime, error: str, intent_id: str | None = None
+    ) -> None:
+        """Notes an unexpected exception, and enters ERROR if it looks like the service's.
+
+        ERROR is kept for failures of the service itself, and those hit every intent. As long
+        as every failure since the last success came from one and the same intent, the cause
+        may be that intent's own data: one poison intent, however often it is redelivered,
+        must not stop the valid intents behind it. A failure on a second, different intent
+        (or one not tied to an intent) starts the backoff.
+        """
         with self._lock:
+            if intent_id is not None and self._failing_intent in (None, intent_id):
+                self._failing_intent = intent_id
+                return
             self._consecutive_errors += 1
             delay = min(self._max, self._base * 2 ** (self._consecutive_errors - 1))
             self._error_until = now + timedelta(seconds=delay)
@@ -101,12 +127,14 @@ class AgentStateTracker:
     def record_success(self) -> None:
         with self._lock:
             self._consecutive_errors = 0
+            self._failing_intent = None
 
     def recover(self) -> None:
         """Operator override: forget the error backoff now (``POST /recover``)."""
         with self._lock:
             self._consecutive_errors = 0
             self._error_until = None
+            self._failing_intent = None
             if self._state is AgentState.ERROR:
                 self._move_to(AgentState.INIT, "recovered by operator; re-evaluated on next intent")
 

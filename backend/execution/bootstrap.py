@@ -88,7 +88,9 @@ def build_missing(
     if risk_book is None:
         risk_book = _postgres_risk_book(settings, closers)
     if kill_switches is None:
-        kill_switches = build_kill_switches(settings, firestore_client)
+        kill_switches = build_kill_switches(
+            settings, firestore_client, routes_to_broker=not dry_run
+        )
     if heartbeat is None and settings.heartbeat_doc:
         from backend.execution.adapters.firestore_documents import (
             CachedDocument,
@@ -191,28 +193,49 @@ def build_broker(settings: Settings, *, dry_run: bool) -> Broker:
 
 
 def build_kill_switches(
-    settings: Settings, firestore_client: Callable[[], Any]
+    settings: Settings, firestore_client: Callable[[], Any], *, routes_to_broker: bool = False
 ) -> list[KillSwitchSource]:
+    """One source per configured kill-switch variable, aliases included: any one on halts.
+
+    Routing real orders needs a switch an operator can flip without a restart (a file or a
+    Firestore document); without one, start-up is refused unless EXEC_ALLOW_NO_KILL_SWITCH
+    says so, and then it is logged as a warning.
+    """
     from backend.execution.adapters.local_kill_switches import EnvKillSwitch, FileKillSwitch
 
-    sources: list[KillSwitchSource] = []
-    if settings.halted_env is not None:
-        sources.append(EnvKillSwitch("EXECUTION_HALTED", settings.halted_env))
-    if settings.halted_file is not None:
-        sources.append(FileKillSwitch(settings.halted_file))
-    if settings.halted_doc is not None:
+    if routes_to_broker and not settings.has_operator_kill_switch:
+        if not settings.allow_no_kill_switch:
+            raise ConfigurationError(
+                "live routing (EXEC_DRY_RUN=false) needs a kill switch that can be flipped while "
+                "the service runs: set EXECUTION_HALTED_FILE or EXECUTION_HALTED_DOC, or set "
+                "EXEC_ALLOW_NO_KILL_SWITCH=true to route without one"
+            )
+        log.warning(
+            "routing real orders with no file or Firestore kill switch "
+            "(EXEC_ALLOW_NO_KILL_SWITCH=true): halting then needs a restart",
+            extra={"event": "config.warning"},
+        )
+    sources: list[KillSwitchSource] = [
+        EnvKillSwitch(name, value) for name, value in settings.halted_env
+    ]
+    sources += [FileKillSwitch(path) for path in settings.halted_file]
+    if settings.halted_doc:
         from backend.execution.adapters.firestore_documents import (
             CachedDocument,
             FirestoreKillSwitch,
         )
 
-        document = CachedDocument(
-            firestore_client(),
-            settings.halted_doc,
-            ttl_s=settings.halted_doc_ttl_s,
-            timeout_s=settings.io_timeout_s,
-        )
-        sources.append(FirestoreKillSwitch(document))
+        sources += [
+            FirestoreKillSwitch(
+                CachedDocument(
+                    firestore_client(),
+                    path,
+                    ttl_s=settings.halted_doc_ttl_s,
+                    timeout_s=settings.io_timeout_s,
+                )
+            )
+            for path in settings.halted_doc
+        ]
     return sources
 
 
@@ -261,15 +284,20 @@ def build_service(settings: Settings) -> ServiceParts:
 
     closers: list[Callable[[], None]] = []
     engine = ExecutionEngine(settings=settings)
-    operator = build_operator(settings, closers)
+    operator = build_operator(settings, closers, engine)
     return ServiceParts(engine, build_fill_sync(settings, closers), operator, closers)
 
 
-def build_operator(settings: Settings, closers: list[Callable[[], None]]) -> OperatorActions:
+def build_operator(
+    settings: Settings, closers: list[Callable[[], None]], engine: ExecutionEngine
+) -> OperatorActions:
     from google.cloud import firestore
 
+    from backend.execution.adapters.firestore_documents import FirestoreKillSwitch
+    from backend.execution.adapters.firestore_kill_switch_writer import FirestoreKillSwitchWriter
     from backend.execution.adapters.firestore_operator_log import FirestoreOperatorLog
     from backend.execution.adapters.postgres_latches import PostgresLatches
+    from backend.execution.adapters.postgres_order_book import PostgresOrderBook
     from backend.execution.adapters.postgres_schema import SchemaGuard
     from backend.execution.clock import SystemClock
 
@@ -277,11 +305,37 @@ def build_operator(settings: Settings, closers: list[Callable[[], None]]) -> Ope
     closers.append(client.close)
     pool = _pool(settings, closers, max_size=2)
     schema = SchemaGuard(pool, migrate=settings.db_migrate, timeout_s=settings.io_timeout_s)
+    writer = None
+    if settings.halted_doc:
+        path = settings.halted_doc[0]
+
+        def read_fresh() -> None:  # this instance sees its own halt at once
+            for source in engine.kill_switches:
+                if isinstance(source, FirestoreKillSwitch) and source.source == f"firestore:{path}":
+                    source.invalidate()
+
+        writer = FirestoreKillSwitchWriter(
+            client, path, timeout_s=settings.io_timeout_s, on_written=read_fresh
+        )
+    broker: Any = engine.broker
     return OperatorActions(
         broker_account_id=settings.broker_account_id,
         latches=PostgresLatches(pool, timeout_s=settings.io_timeout_s, schema=schema),
         actions=FirestoreOperatorLog(client, timeout_s=settings.io_timeout_s),
         clock=SystemClock(),
+        kill_switch=writer,
+        working_orders=PostgresOrderBook(
+            pool,
+            timeout_s=settings.io_timeout_s,
+            schema=schema,
+            broker_account_id=settings.broker_account_id,
+        ),
+        # Dry-run has no broker to cancel with (and never reserves, so no working orders).
+        canceller=None if engine.broker.simulated else broker,
+        # Every instance re-reads the document within its TTL: cancels start after that.
+        propagation_s=settings.halted_doc_ttl_s + 0.5,
+        # An order already past the gate reaches the broker within one submit's timeouts.
+        in_flight_wait_s=2 * settings.broker_timeout_s + 1,
     )
 
 
@@ -292,7 +346,7 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
     from google.cloud import firestore
 
     from backend.execution.adapters.alpaca_reader import AlpacaReader
-    from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
+    from backend.execution.adapters.firestore_fill_store import FirestoreFillStore, cursor_path
     from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
     from backend.execution.clock import SystemClock
     from backend.execution.fill_sync import FillSync
@@ -312,11 +366,23 @@ def build_fill_sync(settings: Settings, closers: list[Callable[[], None]]) -> Fi
             settings.alpaca_trading_host,
             timeout_s=settings.broker_timeout_s,
         ),
-        FirestoreFillStore(client, timeout_s=settings.io_timeout_s),
-        PostgresSyncLock(pool, timeout_s=settings.io_timeout_s),
+        FirestoreFillStore(
+            client,
+            timeout_s=settings.io_timeout_s,
+            state_path=cursor_path(settings.broker_account_id),
+        ),
+        PostgresSyncLock(
+            pool, timeout_s=settings.io_timeout_s, broker_account_id=settings.broker_account_id
+        ),
         SystemClock(),
-        book=PostgresOrderBook(pool, timeout_s=settings.io_timeout_s, schema=schema),
+        book=PostgresOrderBook(
+            pool,
+            timeout_s=settings.io_timeout_s,
+            schema=schema,
+            broker_account_id=settings.broker_account_id,
+        ),
         # After its lease, the attempt that reserved a row can no longer start a broker call.
+        sweep_book=settings.broker_account_id is not None,
         reservation_grace_s=settings.claim_lease_s + 2 * settings.broker_timeout_s,
         budget_s=settings.sync_budget_s,
         overlap_s=settings.sync_overlap_s,

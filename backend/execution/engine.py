@@ -39,6 +39,7 @@ from backend.execution.decisions import (
     check_from_dict,
 )
 from backend.execution.errors import (
+    BrokerAuthFailed,
     BrokerRejected,
     BrokerUnavailable,
     ConfigurationError,
@@ -159,6 +160,13 @@ class ExecutionEngine:
         self.agent: AgentStateTracker = built.agent
         self.clock: Clock = clock or SystemClock()
         self._closers = built.closers
+        if not self.dry_run and self.settings.broker_account_id is None:
+            # Every order goes to the one account behind the keys: without naming it, any label
+            # an intent carries would get a fresh cap and a flat position.
+            raise ConfigurationError(
+                "live routing needs the bound account: set EXEC_BROKER_ACCOUNT_ID "
+                "(or Settings(broker_account_id=...))"
+            )
         if self.dry_run != self.broker.simulated:
             raise ConfigurationError(
                 f"dry_run={self.dry_run} does not match broker {type(self.broker).__name__}: "
@@ -304,14 +312,16 @@ class ExecutionEngine:
         if not decision.allowed:
             return outcomes.rejected_by_checks(intent, decision)
 
-        decision = decision.plus(self._gate_checks())
+        gate_checks, gate_seen = self._gate_checks()
+        decision = decision.plus(gate_checks)
         if not decision.allowed:  # refused before any risk I/O
             return outcomes.rejected_by_checks(intent, decision)
 
         day = trading_date(now)
-        order_context = read_order_context(
-            intent, now, day, self.settings, self.facts, self._reduce_only()
+        reduce_only = reduce_only_source(
+            self.settings, [r.source for r in gate_seen.kill_switch if r.reduce_only]
         )
+        order_context = read_order_context(intent, now, day, self.settings, self.facts, reduce_only)
         decision = decision.plus(
             run_stage(Stage.ORDER, intent, ControlContext(order_context), self.settings)
         )
@@ -324,7 +334,7 @@ class ExecutionEngine:
 
         return self._route(intent, decision, attempt)
 
-    def _gate_checks(self) -> list[CheckResult]:
+    def _gate_checks(self) -> tuple[list[CheckResult], GateSnapshot]:
         snapshot = self.gate_snapshot()
         checks = [
             kill_switch_check(snapshot.kill_switch),
@@ -335,7 +345,7 @@ class ExecutionEngine:
         ]
         if not any(check.blocks for check in checks):
             checks.extend(self._account_checks())
-        return checks
+        return checks, snapshot
 
     def _account_checks(self) -> list[CheckResult]:
         expected = self.settings.alpaca_account_number
@@ -373,14 +383,16 @@ class ExecutionEngine:
                         hold.latch(check.detail)
             return checks
         except TransientError as exc:
-            return self._book_unreadable(intent, day, str(exc))
+            return self._book_unreadable(intent, day, order_context, str(exc))
 
-    def _book_unreadable(self, intent: OrderIntent, day: date, error: str) -> list[CheckResult]:
+    def _book_unreadable(
+        self, intent: OrderIntent, day: date, order_context: OrderContext, error: str
+    ) -> list[CheckResult]:
         """Every book control that is on refuses, fail closed, unless EXEC_RISK_FAIL_OPEN lets
         it pass with a warning. Reduce-only never fails open: it is an operator's order."""
         account = intent.broker_account_id
         inputs = {"broker_account_id": account, "symbol": intent.symbol, "trading_date": day}
-        reducing = self._reduce_only() is not None
+        reducing = order_context.reduce_only is not None
         return [
             risk.data_unavailable(
                 control.name,
@@ -393,9 +405,6 @@ class ExecutionEngine:
             and control.is_on(self.settings)
             and (control.name != "reduce_only" or reducing)
         ]
-
-    def _reduce_only(self) -> str | None:
-        return reduce_only_source(self.settings, [])
 
     def _route(
         self, intent: OrderIntent, decision: PreTradeDecision, attempt: _Attempt
@@ -434,6 +443,8 @@ class ExecutionEngine:
                 decision,
                 retry_after_s=None,
             )
+        except BrokerAuthFailed as exc:  # nothing was placed; retryable once the keys work
+            return outcomes.refused(intent, Reason.BROKER_AUTH_FAILED, str(exc), decision)
         except BrokerUnavailable as exc:
             attempt.order_may_exist = exc.outcome_unknown
             return outcomes.refused(intent, Reason.BROKER_UNAVAILABLE, str(exc), decision)
@@ -557,7 +568,8 @@ class ExecutionEngine:
 
     def _unexpected(self, intent: OrderIntent, exc: Exception, now: datetime) -> ExecutionResult:
         log.exception("unexpected error while executing intent %s", intent.client_intent_id)
-        self.agent.record_unexpected_error(now, type(exc).__name__)
+        # Tied to the intent: one intent failing alone (its own data, perhaps) is no ERROR.
+        self.agent.record_unexpected_error(now, type(exc).__name__, intent.client_intent_id)
         return outcomes.internal_error(intent, exc, int(self.settings.error_backoff_base_s) + 1)
 
     def _read_heartbeat(self) -> tuple[datetime | None, str | None]:

@@ -40,6 +40,17 @@ class BrokerUnavailable(TransientError):
         self.outcome_unknown = outcome_unknown
 
 
+class BrokerAuthFailed(BrokerUnavailable):
+    """The broker refused our credentials (HTTP 401, or a 403 that is not an order refusal).
+
+    Nothing was placed, and the same request may succeed once the keys or the host are fixed:
+    a rotated key must not turn every intent in flight into a final refusal.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, outcome_unknown=False)
+
+
 class PermanentRefusal(ExecutionGatewayError):
     """A definitive no; retrying the same request cannot change it."""
 

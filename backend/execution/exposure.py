@@ -11,6 +11,7 @@ broker held when it was read, ``as_of``. Each of this gateway's orders splits in
 | filled, fill time at or before ``as_of - skew``   | nothing: the row already includes it    |
 | filled, fill time after ``as_of + skew``          | position (the row cannot include it)    |
 | filled, fill time within ``as_of ± skew``         | working on the order's side             |
+| filled, time unknown, reported before as_of - skew| nothing: the row already includes it    |
 | filled, fill time not yet known (fill sync behind)| working on the order's side             |
 | not filled, order still working or outcome unknown| working on the order's side             |
 | not filled, order final (canceled, expired, ...)  | nothing                                 |
@@ -64,6 +65,8 @@ class BookOrder:
     fills: tuple[Fill, ...]
     # May still fill: reserved (the broker may have it) or open at the broker.
     working: bool
+    # The broker time of the snapshot that reported filled_qty: every fill in it is older.
+    filled_as_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,9 @@ def split_order(order: BookOrder, row: PositionRow | None, *, skew: timedelta) -
     if row is None:
         # No row: the position-sync job has never seen this symbol, so no fill is in it.
         in_position += unknown_time
-    else:
+    elif order.filled_as_of is None or order.filled_as_of > row.as_of - skew:
         uncertain += unknown_time
+    # else: the broker reported them filled before the row's horizon, so the row has them.
     unfilled = order.qty - filled if order.working else ZERO
     return _Split(position=sign * in_position, on_its_side=uncertain + unfilled)
 

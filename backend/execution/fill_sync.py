@@ -5,8 +5,8 @@ Run). Each call resumes where the last one stopped. Two passes:
 
 1. orders, listed by submission time from the cursor's low-water mark (minus an overlap), each
    merged with the monotonic rules in :mod:`backend.execution.fills`;
-2. FILL activities since the last one seen (minus the overlap), each recorded once per order
-   (``raw_fills`` map and a ``fill-<id>`` event).
+2. FILL activities since the last one seen (minus the overlap), paged by activity id (Alpaca's
+   ``page_token``), each recorded once per order (``raw_fills`` map and a ``fill-<id>`` event).
 
 Broker calls are spaced to respect Alpaca's 200 requests/minute, never retried in a loop; a
 broker or Firestore failure ends the call with what was done saved.
@@ -100,7 +100,9 @@ class SyncReport:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["cursor"] = {k: v.isoformat() if v else None for k, v in self.cursor.items()}
+        out["cursor"] = {
+            k: v.isoformat() if isinstance(v, datetime) else v for k, v in self.cursor.items()
+        }
         return out
 
 
@@ -119,6 +121,7 @@ class FillSync:
         budget_s: float,
         overlap_s: float,
         book: Any = None,
+        sweep_book: bool = True,
         reservation_grace_s: float = 120.0,
         page_size: int = 500,
         fills_page_size: int = 100,
@@ -130,6 +133,8 @@ class FillSync:
         self._store = store
         # The Postgres order book (BookUpdates and BookSweep); None only in tests of the ledger.
         self._book = book
+        # Only a deployment bound to one account sweeps: the book may hold other accounts.
+        self._sweeps = sweep_book
         # A reservation older than this can no longer be sent by the attempt that made it.
         self._grace = timedelta(seconds=reservation_grace_s)
         self._lock = lock
@@ -256,17 +261,22 @@ class FillSync:
     # -- pass 2: fills -------------------------------------------------------------------------
 
     def _sync_fills(self, cursor: SyncCursor, report: SyncReport) -> None:
+        # A pass starts from a time (the newest fill seen, minus the overlap) and then follows
+        # activity ids: the time bound is only ever the start, where the overlap covers it.
         after = _minus(cursor.fills_after, self._overlap)
         while True:
             self._spend_budget()
-            page = self._broker(
-                report,
-                partial(self._history.list_fills, after=after, page_size=self._fills_page_size),
+            token = cursor.fills_resume_after_id
+            listing = partial(
+                self._history.list_fills,
+                after=None if token else after,
+                page_token=token,
+                page_size=self._fills_page_size,
             )
+            page = self._broker(report, listing)
             recorded = self._store.load_orders([str(a.get("order_id")) for a in page])
             if self._book is not None:
                 self._book.apply_fills(page)
-            before = after
             for activity in page:
                 report.fills_seen += 1
                 order_id = str(activity.get("order_id"))
@@ -278,11 +288,16 @@ class FillSync:
                 stamp = broker_time(activity.get("transaction_time"))
                 if stamp is not None:
                     cursor.fills_after = max(cursor.fills_after or stamp, stamp)
-                    after = stamp
+                # Recorded as each activity is done, so a failure mid-page resumes after the
+                # last one recorded (a replayed fill costs no write).
+                if activity.get("id"):
+                    cursor.fills_resume_after_id = str(activity["id"])
             if len(page) < self._fills_page_size:
+                cursor.fills_resume_after_id = None  # the pass is complete
                 return
-            if after is None or (before is not None and after <= before):
+            if not page[-1].get("id") or cursor.fills_resume_after_id == token:
                 log.warning("fill listing made no progress; stopping this pass")
+                cursor.fills_resume_after_id = None
                 return
 
     # -- pass 3: the book's rows the listings did not settle ------------------------------------
@@ -292,7 +307,7 @@ class FillSync:
         listing's window (rows carried over from an earlier version, say) are read one by one;
         a reservation whose attempt is over and whose order the broker does not have is
         released. Anything that cannot be read stays as it is (counted: fail closed)."""
-        if self._book is None:
+        if self._book is None or not self._sweeps:
             return
         for row in self._book.open_rows():
             if row.updated_at >= started:

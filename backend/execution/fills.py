@@ -153,7 +153,14 @@ class SyncCursor:
     # Set while a listing pass was cut short by the time budget: where to resume.
     orders_resume_after: datetime | None = None
     orders_next_low_water: datetime | None = None
+    # transaction_time of the newest FILL activity seen: a new fills pass starts there (minus
+    # the overlap).
     fills_after: datetime | None = None
+    # Set while a fills pass is under way: the id of the last activity read. Activities are
+    # paged by id (Alpaca's page_token), never by time: many fills can share one
+    # transaction_time, and a time cursor would skip those past a page boundary. The next call
+    # resumes right after this id.
+    fills_resume_after_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,6 +168,7 @@ class SyncCursor:
             "orders_resume_after": self.orders_resume_after,
             "orders_next_low_water": self.orders_next_low_water,
             "fills_after": self.fills_after,
+            "fills_resume_after_id": self.fills_resume_after_id,
         }
 
     @classmethod
@@ -171,11 +179,13 @@ class SyncCursor:
             value = data.get(key)
             return value if isinstance(value, datetime) else None
 
+        resume_id = data.get("fills_resume_after_id")
         return cls(
             stamp("orders_low_water"),
             stamp("orders_resume_after"),
             stamp("orders_next_low_water"),
             stamp("fills_after"),
+            resume_id if isinstance(resume_id, str) and resume_id else None,
         )
 
 

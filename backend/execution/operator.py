@@ -9,11 +9,34 @@ the kill switch in a Firestore document each instance re-reads within its TTL.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
+from backend.execution.book import BookRow
+from backend.execution.broker_facts import CancelOutcome, CancelStatus
 from backend.execution.clock import Clock
-from backend.execution.ports import LatchStore, OperatorLog
+from backend.execution.decisions import BrokerOrder
+from backend.execution.errors import BrokerUnavailable
+from backend.execution.ports import KillSwitchWriter, LatchStore, OperatorLog
+
+HaltMode = Literal["halt", "reduce_only"]
+
+
+class WorkingOrders(Protocol):
+    """The book's rows that may still be working (PostgresOrderBook.open_rows)."""
+
+    def open_rows(self, broker_account_id: str | None = None) -> list[BookRow]: ...
+
+
+class Canceller(Protocol):
+    """The broker, for a kill switch: cancel one order, find one by its intent id."""
+
+    def cancel_order(self, broker_order_id: str) -> CancelOutcome: ...
+
+    def find_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +60,15 @@ class ActionResult:
     action_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Cancellation:
+    """What a kill switch did about working orders: each order cancelled, and each it could
+    not (with why), so the operator knows exactly what may still fill."""
+
+    cancelled: tuple[dict[str, str], ...] = ()
+    not_cancelled: tuple[dict[str, str], ...] = ()
+
+
 class OperatorActions:
     def __init__(
         self,
@@ -45,11 +77,108 @@ class OperatorActions:
         latches: LatchStore | None,
         actions: OperatorLog,
         clock: Clock,
+        kill_switch: KillSwitchWriter | None = None,
+        working_orders: WorkingOrders | None = None,
+        canceller: Canceller | None = None,
+        propagation_s: float = 0.0,
+        in_flight_wait_s: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._account = broker_account_id
         self._latches = latches
         self._actions = actions
         self._clock = clock
+        self._switch = kill_switch
+        self._working = working_orders
+        self._canceller = canceller
+        # How long every instance may take to see the kill-switch document (its cache TTL).
+        self._propagation_s = propagation_s
+        # How long an order already past the gate may take to reach the broker.
+        self._in_flight_wait_s = in_flight_wait_s
+        self._sleep = sleep
+
+    @property
+    def kill_switch_document_configured(self) -> bool:
+        return self._switch is not None
+
+    def halt(
+        self, *, reason: str, who: Operator, cancel_working_orders: bool, mode: HaltMode = "halt"
+    ) -> ActionResult:
+        """Sets the Firestore kill switch (halt, or reduce-only), then, when asked, cancels
+        every working order of the book at the broker, one DELETE each: never throttled, never
+        blocked by a control. The cancels start once every instance has seen the switch, so no
+        instance can route a new order after them."""
+        if self._switch is None:
+            return ActionResult(False, NO_DOCUMENT)
+        self._switch.set("halted" if mode == "halt" else "reduce_only", reason=reason,
+                         who=who.describe(), at=self._clock.now())  # fmt: skip
+        details: dict[str, Any] = {"mode": mode, "cancel_working_orders": cancel_working_orders}
+        if cancel_working_orders:
+            self._sleep(self._propagation_s)
+            outcome = self.cancel_working_orders()
+            details |= {"cancelled": list(outcome.cancelled),
+                        "not_cancelled": list(outcome.not_cancelled)}  # fmt: skip
+        action_id = self._record("halt", who, reason, details)
+        done = "reduce-only" if mode == "reduce_only" else "halted"
+        message = f"trading {done} on every instance within {self._propagation_s:g}s"
+        if cancel_working_orders:
+            message += (
+                f"; {len(details['cancelled'])} working orders cancelled, "
+                f"{len(details['not_cancelled'])} not"
+            )
+        return ActionResult(True, message, details, action_id)
+
+    def resume(self, *, reason: str, who: Operator) -> ActionResult:
+        if self._switch is None:
+            return ActionResult(False, NO_DOCUMENT)
+        self._switch.set("off", reason=reason, who=who.describe(), at=self._clock.now())
+        action_id = self._record("resume", who, reason, {})
+        return ActionResult(
+            True, "trading resumed (the document kill switch is off)", {}, action_id
+        )
+
+    def cancel_working_orders(self) -> Cancellation:
+        """Every book row still reserved or working: cancelled by its broker id, or looked up
+        by its intent id first. Rows still without an order are looked at once more after
+        ``in_flight_wait_s`` (an order already past the gate may be reaching the broker)."""
+        if self._working is None or self._canceller is None:
+            return Cancellation(not_cancelled=({"why": "no broker to cancel with"},))
+        cancelled: list[dict[str, str]] = []
+        failed: list[dict[str, str]] = []
+        pending = self._working.open_rows(self._account)
+        for attempt in (1, 2):
+            unsent = []
+            for row in pending:
+                outcome = self._cancel_row(row)
+                if outcome is None:
+                    unsent.append(row)
+                elif outcome.status in (CancelStatus.CANCELED, CancelStatus.ALREADY_FINAL):
+                    cancelled.append(_cancel_entry(row, outcome))
+                else:
+                    failed.append(_cancel_entry(row, outcome))
+            if not unsent or attempt == 2:
+                failed.extend(
+                    {"client_intent_id": r.client_intent_id, "status": "not_at_broker",
+                     "why": "no order at the broker under this intent id (never sent)"}
+                    for r in unsent
+                )  # fmt: skip
+                break
+            self._sleep(self._in_flight_wait_s)
+            pending = unsent
+        return Cancellation(tuple(cancelled), tuple(failed))
+
+    def _cancel_row(self, row: BookRow) -> CancelOutcome | None:
+        assert self._canceller is not None
+        order_id = row.broker_order_id
+        if order_id is None:
+            try:
+                found = self._canceller.find_by_client_order_id(row.client_intent_id)
+            except BrokerUnavailable as exc:
+                return CancelOutcome("", CancelStatus.UNAVAILABLE, f"lookup failed: {exc}")
+            if found is None:
+                return None
+            order_id = found.broker_order_id
+        return self._canceller.cancel_order(order_id)
 
     def enable_strategy(self, strategy_id: str, *, reason: str, who: Operator) -> ActionResult:
         """Lifts the repeated-execution latch of a strategy (RTS 6 Art. 15(3): only a person)."""
@@ -90,3 +219,17 @@ class OperatorActions:
             extra={"event": f"operator.{action}", "operator_action": entry},
         )
         return self._actions.record(entry)
+
+
+NO_DOCUMENT = (
+    "halt and resume need the Firestore kill switch (EXECUTION_HALTED_DOC); flip the file "
+    "(EXECUTION_HALTED_FILE) or the environment variable (EXECUTION_HALTED) instead"
+)
+
+
+def _cancel_entry(row: BookRow, outcome: CancelOutcome) -> dict[str, str]:
+    entry = {"client_intent_id": row.client_intent_id, "broker_order_id": outcome.broker_order_id,
+             "status": outcome.status.value}  # fmt: skip
+    if outcome.detail:
+        entry["why"] = outcome.detail
+    return entry

@@ -98,7 +98,12 @@ class BrokerHistory(Protocol):
     def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None: ...
 
     def list_fills(
-        self, *, after: datetime | None, until: datetime | None = None, page_size: int = 100
+        self,
+        *,
+        after: datetime | None,
+        page_token: str | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -179,3 +184,10 @@ class OperatorLog(Protocol):
     def record(self, action: dict[str, Any]) -> str: ...
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]: ...
+
+
+class KillSwitchWriter(Protocol):
+    def set(self, state: str, *, reason: str, who: str, at: datetime) -> None:
+        """Sets the kill-switch document to "halted", "reduce_only" or "off", with who, why and
+        when; this process sees the new value at once, others within the document's TTL."""
+        ...

@@ -6,12 +6,14 @@ message naming the variable; nothing else in the code reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
+import idna
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +25,7 @@ from pydantic import (
 )
 
 from backend.execution.errors import ConfigurationError
+from backend.execution.kill_switch import is_switch_value
 from backend.execution.vocabulary import AgentMode
 
 _EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+")
@@ -31,9 +34,29 @@ DATA_HOST = "https://data.alpaca.markets"
 LIVE_HOST = "https://api.alpaca.markets"
 
 
+def canonical_host(url: str) -> str:
+    """The host name a client reaches through ``url``, in one spelling.
+
+    requests drops the userinfo and the port, decodes percent-escapes in the host
+    (``api%2ealpaca.markets``) and maps Unicode through IDNA/UTS 46 (case, full-width letters,
+    ideographic full stops); DNS ignores a trailing dot. Each of these spellings reaches the
+    same host, so each must compare equal here.
+    """
+    host = unquote(urlsplit(url.strip()).hostname or "").rstrip(".")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        host = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        host = host.casefold()  # not a valid name: no client reaches it; compare it as text
+    return host.rstrip(".")
+
+
 def is_live_host(url: str) -> bool:
-    """True for Alpaca's live trading host, however the URL is spelled (port, case, slash)."""
-    return (urlsplit(url).hostname or "").lower() == urlsplit(LIVE_HOST).hostname
+    """True for Alpaca's live trading host, however the URL spells it (see canonical_host)."""
+    return canonical_host(url) == canonical_host(LIVE_HOST)
 
 
 class RepeatLimit(BaseModel):
@@ -70,11 +93,12 @@ SWITCHABLE_CONTROLS = (
 _SYMBOL_LISTS = ("restricted_symbols", "allowed_symbols")
 
 
-# field name -> environment variables, preferred first; later ones are deprecated aliases.
+# field name -> environment variables, preferred first. A later name is an alias: a
+# deprecated one logs a warning; a compatible one (COMPATIBLE_ALIASES) is read silently.
 ENV_NAMES: dict[str, tuple[str, ...]] = {
-    "gcp_project": ("GOOGLE_CLOUD_PROJECT",),
+    "gcp_project": ("GOOGLE_CLOUD_PROJECT", "FIREBASE_PROJECT_ID"),
     "firestore_database": ("FIRESTORE_DATABASE",),
-    "postgres_dsn": ("EXEC_POSTGRES_DSN",),
+    "postgres_dsn": ("EXEC_POSTGRES_DSN", "DATABASE_URL"),
     "db_migrate": ("EXEC_DB_MIGRATE",),
     "dry_run": ("EXEC_DRY_RUN",),
     "broker_account_id": ("EXEC_BROKER_ACCOUNT_ID",),
@@ -85,6 +109,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "halted_file": ("EXECUTION_HALTED_FILE", "EXEC_KILL_SWITCH_FILE"),
     "halted_doc": ("EXECUTION_HALTED_DOC", "EXEC_KILL_SWITCH_DOC"),
     "halted_doc_ttl_s": ("EXECUTION_HALTED_DOC_TTL_S",),
+    "allow_no_kill_switch": ("EXEC_ALLOW_NO_KILL_SWITCH",),
     "heartbeat_doc": ("MARKETDATA_HEARTBEAT_DOC",),
     "heartbeat_stale_s": ("MARKETDATA_STALE_THRESHOLD_S",),
     "admin_key": ("EXEC_AGENT_ADMIN_KEY",),
@@ -130,6 +155,16 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "oidc_certs_url": ("EXEC_OIDC_CERTS_URL",),
 }
 
+# The names other deployments of this design use; not deprecated, so no warning.
+COMPATIBLE_ALIASES = frozenset({"FIREBASE_PROJECT_ID", "DATABASE_URL"})
+
+# Kill-switch sources: every name that is set is a source of its own (aliases included), and a
+# name set to a blank value stops start-up instead of silently dropping the source.
+KILL_SWITCH_FIELDS = frozenset({"halted_env", "halted_file", "halted_doc"})
+
+_DOC_PATH = r"^[^/]+/[^/]+(/[^/]+/[^/]+)*$"
+DocumentPath = Annotated[str, Field(pattern=_DOC_PATH)]
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,11 +183,16 @@ class Settings(BaseModel):
     # How long one confirmation of the keys' account is reused before GET /v2/account again.
     alpaca_account_ttl_s: float = Field(default=30.0, ge=0, le=3600)
     agent_mode: AgentMode = AgentMode.DISABLED
-    halted_env: str | None = None
-    halted_file: str | None = None
-    halted_doc: str | None = Field(default=None, pattern=r"^[^/]+/[^/]+(/[^/]+/[^/]+)*$")
+    # Every kill-switch variable that is set, aliases included: (variable, value) pairs for
+    # the environment source, paths for the file and Firestore sources. Any one on halts.
+    halted_env: tuple[tuple[str, str], ...] = ()
+    halted_file: tuple[str, ...] = ()
+    halted_doc: tuple[DocumentPath, ...] = ()
     halted_doc_ttl_s: float = Field(default=2.0, ge=0, le=60)
-    heartbeat_doc: str | None = Field(default=None, pattern=r"^[^/]+/[^/]+(/[^/]+/[^/]+)*$")
+    # Live routing needs a kill switch an operator can flip while the service runs (a file or
+    # a Firestore document), unless this says, knowingly, that none is wanted.
+    allow_no_kill_switch: bool = False
+    heartbeat_doc: str | None = Field(default=None, pattern=_DOC_PATH)
     heartbeat_stale_s: float = Field(default=120.0, gt=0)
     admin_key: SecretStr | None = None
     max_daily_trades: int = Field(default=50, ge=0)
@@ -231,6 +271,25 @@ class Settings(BaseModel):
             raise ValueError("EXECUTE_ALLOWED_CALLERS has no effect without EXECUTE_AUDIENCE")
         return self
 
+    @field_validator("halted_env")
+    @classmethod
+    def _env_switches_are_on_or_off(
+        cls, value: tuple[tuple[str, str], ...]
+    ) -> tuple[tuple[str, str], ...]:
+        # Read once, at start-up, and unchangeable without a restart: a value the switch does
+        # not understand is reported now, where it is seen, rather than halting for good.
+        bad = [f"{name}={raw[:40]!r}" for name, raw in value if not is_switch_value(raw)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)} is neither on (1, true, yes, on) nor off (0, false, no, off)"
+            )
+        return value
+
+    @property
+    def has_operator_kill_switch(self) -> bool:
+        """A kill switch an operator can flip while the service runs: a file or a document."""
+        return bool(self.halted_file or self.halted_doc)
+
     @model_validator(mode="after")
     def _live_routing_is_fully_configured(self) -> Settings:
         if not self.dry_run:
@@ -275,17 +334,38 @@ class Settings(BaseModel):
         """Reads the settings; raises ConfigurationError naming each bad variable."""
         raw: dict[str, Any] = {}
         notices: list[str] = []
-        used_name: dict[str, str] = {}
+        problems: list[str] = []
+        used_names: dict[str, list[str]] = {}
         for field_name, names in ENV_NAMES.items():
-            for position, name in enumerate(names):
-                value = env.get(name)
-                if value is None or value.strip() == "":
-                    continue
-                if position > 0:
-                    notices.append(f"{name} is deprecated; use {names[0]}")
-                raw[field_name] = value.strip()
-                used_name[field_name] = name
-                break
+            present = [(name, env[name]) for name in names if env.get(name) is not None]
+            if field_name in KILL_SWITCH_FIELDS:
+                # A blank kill-switch variable is a half-done edit, not "no source".
+                problems += [
+                    f"{name}: is set but blank; give it a value or unset it (a kill-switch variable "
+                    "is never ignored)"
+                    for name, value in present
+                    if not value.strip()
+                ]
+            given = [(name, value.strip()) for name, value in present if value.strip()]
+            if not given:
+                continue
+            notices += [
+                f"{name} is deprecated; use {names[0]}"
+                for name, _ in given
+                if name != names[0] and name not in COMPATIBLE_ALIASES
+            ]
+            used_names[field_name] = [name for name, _ in given]
+            if field_name == "halted_env":
+                raw[field_name] = tuple(given)
+            elif field_name in KILL_SWITCH_FIELDS:
+                raw[field_name] = tuple(value for _, value in given)
+            elif len({value for _, value in given}) > 1:
+                # Two names for one setting that disagree: which one the operator meant is
+                # a guess, and a wrong guess could be the wrong database or project.
+                names_given = " and ".join(name for name, _ in given)
+                problems.append(f"{names_given} are both set and differ: set only one")
+            else:
+                raw[field_name] = given[0][1]
         mode = raw.get("agent_mode")
         if mode is not None:
             raw["agent_mode"] = mode.upper()
@@ -298,7 +378,7 @@ class Settings(BaseModel):
         for control in SWITCHABLE_CONTROLS:
             if str(raw.get(control, "")).lower() == "off":
                 raw[control] = None
-                notices.append(f"{used_name[control]}=off: this pre-trade control is disabled")
+                notices.append(f"{used_names[control][0]}=off: this pre-trade control is disabled")
         if isinstance(raw.get("repeat_limit"), str):
             try:
                 raw["repeat_limit"] = RepeatLimit.parse(raw["repeat_limit"])
@@ -313,19 +393,30 @@ class Settings(BaseModel):
             raw["trading_hours"] = raw["trading_hours"].lower()
         raw["startup_warnings"] = tuple(notices)
         try:
-            return cls.model_validate(raw)
+            settings = cls.model_validate(raw)
         except ValidationError as exc:
-            raise ConfigurationError(_explain(exc, used_name)) from None
+            problems += _explain(exc, used_names)
+        else:
+            if not problems:
+                return settings
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems))
 
 
-def _explain(exc: ValidationError, used_name: Mapping[str, str]) -> str:
+def _explain(exc: ValidationError, used_names: Mapping[str, list[str]]) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
-        field_name = str(error["loc"][0]) if error["loc"] else ""
-        variable = used_name.get(field_name) or ENV_NAMES.get(field_name, ("",))[0]
+        loc = error["loc"]
+        field_name = str(loc[0]) if loc else ""
+        names = used_names.get(field_name) or list(ENV_NAMES.get(field_name, ("",))[:1])
         message = str(error["msg"]).removeprefix("Value error, ")
+        if len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(names):
+            variable = names[loc[1]]  # one of several sources: the one that is wrong
+        elif field_name == "halted_env":
+            variable = ""  # the message names each variable itself
+        else:
+            variable = names[0]
         lines.append(f"{variable}: {message}" if variable else message)
-    return "invalid configuration: " + "; ".join(lines)
+    return lines
 
 
 def symbol_list(text: str) -> frozenset[str]:

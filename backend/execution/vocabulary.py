@@ -29,6 +29,9 @@ class Reason(StrEnum):
     # The intent names a broker account other than the one this deployment is bound to.
     ACCOUNT_NOT_ALLOWED = "account_not_allowed"
     KILL_SWITCH_ENABLED = "kill_switch_enabled"
+    # A configured kill-switch source cannot be read or understood: trading halts, but the
+    # gateway cannot tell whether the operator wants it halted, so the intent is retried.
+    KILL_SWITCH_UNAVAILABLE = "kill_switch_unavailable"
     AGENT_MODE_NOT_LIVE = "agent_mode_not_live"
     AGENT_STATE_NOT_READY = "agent_state_not_ready"
     MAX_DAILY_TRADES_EXCEEDED = "max_daily_trades_exceeded"
@@ -46,6 +49,9 @@ class Reason(StrEnum):
     STRATEGY_HALTED = "strategy_halted"
     BROKER_REJECTED = "broker_rejected"
     BROKER_UNAVAILABLE = "broker_unavailable"
+    # Alpaca refused the keys (401, or a 403 that is not an order refusal): nothing was placed,
+    # and the same intent may succeed once the keys are fixed.
+    BROKER_AUTH_FAILED = "broker_auth_failed"
     # The broker has an order under this client_order_id whose fields differ from the intent.
     BROKER_ORDER_MISMATCH = "broker_order_mismatch"
     # ALPACA_ACCOUNT_NUMBER is set and the keys' account could not be confirmed to be it.
@@ -94,7 +100,6 @@ REASON_RULES: Mapping[Reason, ReasonRule] = MappingProxyType(
         Reason.ACCOUNT_NOT_ALLOWED: _FINAL_409,
         Reason.KILL_SWITCH_ENABLED: _FINAL_409,
         Reason.AGENT_MODE_NOT_LIVE: _FINAL_409,
-        Reason.AGENT_STATE_NOT_READY: _FINAL_409,
         Reason.MAX_DAILY_TRADES_EXCEEDED: _FINAL_409,
         Reason.MAX_POSITION_SIZE_EXCEEDED: _FINAL_409,
         Reason.SYMBOL_RESTRICTED: _FINAL_409,
@@ -111,6 +116,11 @@ REASON_RULES: Mapping[Reason, ReasonRule] = MappingProxyType(
         Reason.BROKER_REJECTED: _FINAL_409,
         Reason.BROKER_ORDER_MISMATCH: _FINAL_409,
         Reason.IDEMPOTENCY_KEY_CONFLICT: _FINAL_409,
+        # Being unable to decide is retryable: a kill-switch source that cannot be read, the
+        # agent's error backoff or a stale heartbeat, broker keys refused.
+        Reason.KILL_SWITCH_UNAVAILABLE: _RETRY_503,
+        Reason.AGENT_STATE_NOT_READY: _RETRY_503,
+        Reason.BROKER_AUTH_FAILED: _RETRY_503,
         Reason.RISK_DATA_UNAVAILABLE: _RETRY_503,
         Reason.BROKER_UNAVAILABLE: _RETRY_503,
         Reason.BROKER_ACCOUNT_UNVERIFIED: _RETRY_503,

@@ -30,6 +30,7 @@ from tests.support.alpaca_standin import AlpacaStandIn
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = REPO_ROOT / "docs" / "openapi.json"
 ADMIN_KEY = "contract-admin-key"
+KILL_SWITCH_DOC = "ops/execution_kill_switch"
 
 _COMMON = {
     "deadline": None,
@@ -84,12 +85,16 @@ def own_stores(firestore_emulator: str) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def gateway(own_stores: tuple[str, str]) -> Iterator[Gateway]:
+def gateway(
+    own_stores: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """Live routing (dry-run off, AGENT_MODE=LIVE) to the Alpaca stand-in (trading and market
     data), bound to one account, with limits high enough that valid intents reach the broker,
     and the admin endpoints on."""
     pg_dsn, firestore_project = own_stores
     account = unique("contract-acct")
+    switch_off = tmp_path_factory.mktemp("kill") / "EXECUTION_HALTED"
+    switch_off.write_text("0\n")  # live routing needs a kill switch an operator can flip
     with AlpacaStandIn() as alpaca:
         # A price for the symbol valid intents are addressed to (test_fuzz_endpoints.addressed),
         # so the reference-price controls pass or refuse them on their merits.
@@ -111,8 +116,17 @@ def gateway(own_stores: tuple[str, str]) -> Iterator[Gateway]:
             "EXEC_MAX_POSITION_QTY": "1000000000000",
             "EXEC_MAX_ORDERS_PER_MINUTE": "1000000",
             "EXEC_AGENT_ADMIN_KEY": ADMIN_KEY,
+            "EXECUTION_HALTED_FILE": str(switch_off),
+            # The Firestore switch too, so that /halt and /resume exist (and are fuzzed).
+            "EXECUTION_HALTED_DOC": KILL_SWITCH_DOC,
+            "EXECUTION_HALTED_DOC_TTL_S": "0",
             "LOG_LEVEL": "ERROR",
         }
+        from google.cloud import firestore
+
+        store = firestore.Client(project=firestore_project)
+        store.document(KILL_SWITCH_DOC).set({"enabled": False})
+        store.close()
         app = create_app(Settings.from_env(values))
         yield Gateway(app, alpaca, account)
         app.extensions["service_parts"].close()

@@ -56,11 +56,26 @@ EXAMPLES = {
     "POST /recover": 60,
     "POST /strategies/{strategy_id}/enable": 60,
     "GET /openapi.json": 10,
+    # Last: a valid /halt turns the gateway's kill switch on for the tests after it.
+    "POST /resume": 40,
+    "POST /halt": 40,
 }
 # Answers that come from the engine's reason table, for which 503 is a declared outcome.
 RETRYABLE = {reason.value for reason, rule in REASON_RULES.items() if not rule.final}
+ADMIN = {
+    "GET /state",
+    "POST /recover",
+    "POST /halt",
+    "POST /resume",
+    "POST /strategies/{strategy_id}/enable",
+}
 # Endpoints whose 409 and 503 bodies are reports with a status of their own, not refusals.
-REPORTS = {"POST /sync-fills", "POST /strategies/{strategy_id}/enable"}
+REPORTS = {
+    "POST /sync-fills",
+    "POST /halt",
+    "POST /resume",
+    "POST /strategies/{strategy_id}/enable",
+}
 # Outcomes of an intent that passed every check and went to the broker's step; every other
 # answer (an invalid input above all) must leave the broker untouched.
 REACHED_BROKER = {
@@ -105,7 +120,7 @@ def cases(label: str, gateway: Gateway) -> st.SearchStrategy[Case]:
             st.tuples(generated, fresh, st.just(True)).map(lambda t: carrying(*t)),
             st.tuples(generated, hostile(gateway.account)).map(lambda t: carrying_hostile(*t)),
         )
-    if label in ("GET /state", "POST /recover", "POST /strategies/{strategy_id}/enable"):
+    if label in ADMIN:
         return st.one_of(generated, generated.map(with_admin_key))
     return generated
 

@@ -212,6 +212,26 @@ EXAMPLES: list[tuple[str, str, str, int, Request]] = [
     ),
     ("the document", "GET", "/openapi.json", 200, lambda c, g: c.get("/openapi.json")),
     (
+        "resume (the switch is off already)",
+        "POST",
+        "/resume",
+        200,
+        lambda c, g: c.post(
+            "/resume", json={"reason": "contract test"}, headers={"X-Exec-Agent-Key": ADMIN_KEY}
+        ),
+    ),
+    (
+        "halt with a bad mode",
+        "POST",
+        "/halt",
+        400,
+        lambda c, g: c.post(
+            "/halt",
+            json={"reason": "contract test", "mode": "later"},
+            headers={"X-Exec-Agent-Key": ADMIN_KEY},
+        ),
+    ),
+    (
         "enable a strategy that is not halted",
         "POST",
         "/strategies/{strategy_id}/enable",

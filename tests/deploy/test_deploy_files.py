@@ -26,6 +26,8 @@ import yaml
 from kubernetes_validate.utils import ValidationError
 
 from backend.devtools.service_process import free_port
+from backend.execution.errors import ConfigurationError
+from backend.execution.settings import Settings
 from tests.deploy import files
 
 # The oldest Kubernetes minor we deploy to, and the newest the pinned validator bundles: an
@@ -381,7 +383,11 @@ def test_secret_settings_come_only_from_secret_references(
     for resource in _deployed(gke):
         entries = files.env_entries(resource)
         for name in files.secret_env_names():
-            assert name in entries, f"{resource['kind']} does not set {name}"
+            if name not in entries:
+                # Every preferred name is set; an alias (DATABASE_URL) need not be, but if it
+                # is, it comes from a secret too.
+                assert name not in files.setting_env_names(), f"{resource['kind']} lacks {name}"
+                continue
             entry = entries[name]
             assert "value" not in entry, f"{name} is a literal"
             assert set(entry["valueFrom"]) == {"secretKeyRef"}, name
@@ -696,7 +702,9 @@ def _render(*arguments: str) -> subprocess.CompletedProcess[str]:
 
 def test_rendering_the_cloud_run_yaml_fills_every_placeholder() -> None:
     image = "europe-west1-docker.pkg.dev/acme-prod/gw/execution-gateway:0123abcd"
-    result = _render(image, "execution-gateway", "acme-prod", "123456789", "europe-west1")
+    result = _render(
+        image, "execution-gateway", "acme-prod", "123456789", "europe-west1", "paper-1"
+    )
     assert result.returncode == 0, result.stderr
     (rendered,) = [d for d in yaml.safe_load_all(result.stdout) if d]
     assert rendered["metadata"]["name"] == "execution-gateway"
@@ -705,7 +713,9 @@ def test_rendering_the_cloud_run_yaml_fills_every_placeholder() -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["PUBSUB_PUSH_AUDIENCE"] == "https://execution-gateway-123456789.europe-west1.run.app"
     assert env["GOOGLE_CLOUD_PROJECT"] == "acme-prod"
-    placeholders = re.compile(r"\b(IMAGE|SERVICE|PROJECT_ID|PROJECT_NUMBER|REGION)\b")
+    placeholders = re.compile(
+        r"\b(IMAGE|SERVICE|PROJECT_ID|PROJECT_NUMBER|REGION|BROKER_ACCOUNT_ID)\b"
+    )
     for where, value in files.walk(rendered):
         assert not (isinstance(value, str) and placeholders.search(value)), where
 
@@ -715,5 +725,89 @@ def test_rendering_the_cloud_run_yaml_fills_every_placeholder() -> None:
     ["registry/p/r/execution-gateway", "registry/p/r/execution-gateway:latest", ""],
 )
 def test_rendering_refuses_an_image_without_an_immutable_tag(image: str) -> None:
+    result = _render(
+        image, "execution-gateway", "acme-prod", "123456789", "europe-west1", "paper-1"
+    )
+    assert result.returncode == 2 and result.stdout == ""
+
+
+# --- one broker account per deployment ----------------------------------------------------------
+
+LIVE = {"EXEC_DRY_RUN": "false", "AGENT_MODE": "LIVE"}
+
+
+def _settings_env(entries: dict[str, dict[str, Any]], config: dict[str, str]) -> dict[str, str]:
+    """What the container's Settings would read: the ConfigMap, literal values, and a stand-in
+    value for every secret reference (the real ones live in Secret Manager or the cluster)."""
+    env = dict(config)
+    for name, entry in entries.items():
+        env[name] = entry["value"] if "value" in entry else f"secret-{name.lower()}"
+    return env
+
+
+def _rendered_cloud_run(service: str, account: str) -> dict[str, Any]:
+    image = "europe-west1-docker.pkg.dev/acme-prod/gw/execution-gateway:0123abcd"
+    result = _render(image, service, "acme-prod", "123456789", "europe-west1", account)
+    assert result.returncode == 0, result.stderr
+    (rendered,) = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return rendered
+
+
+def _live_envs(gke: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
+    cloud_run = _rendered_cloud_run("execution-gateway", "paper-1")
+    return {
+        "GKE": _settings_env(
+            files.env_entries(gke["Deployment"]), gke["ConfigMap/execution-gateway-config"]["data"]
+        ),
+        "Cloud Run": _settings_env(files.env_entries(cloud_run), {}),
+    }
+
+
+def test_a_live_deployment_of_either_target_names_its_broker_account(
+    gke: dict[str, dict[str, Any]],
+) -> None:
+    for target, env in _live_envs(gke).items():
+        settings = Settings.from_env(env | LIVE)
+        assert settings.routes_to_broker, target
+        assert settings.broker_account_id, f"{target} names no EXEC_BROKER_ACCOUNT_ID"
+
+
+def test_switching_a_deployment_live_without_its_account_would_not_start(
+    gke: dict[str, dict[str, Any]],
+) -> None:
+    for env in _live_envs(gke).values():
+        env.pop("EXEC_BROKER_ACCOUNT_ID", None)
+        with pytest.raises(ConfigurationError, match="EXEC_BROKER_ACCOUNT_ID"):
+            Settings.from_env(env | LIVE)
+
+
+def test_the_gke_config_leaves_the_account_as_a_placeholder_to_fill(
+    gke: dict[str, dict[str, Any]],
+) -> None:
+    data = gke["ConfigMap/execution-gateway-config"]["data"]
+    assert data["EXEC_BROKER_ACCOUNT_ID"] == "BROKER_ACCOUNT_ID"
+
+
+def test_each_cloud_run_service_gets_its_own_account_and_secrets() -> None:
+    rendered = _rendered_cloud_run("execution-gateway-acct2", "paper-2")
+    entries = files.env_entries(rendered)
+    assert entries["EXEC_BROKER_ACCOUNT_ID"]["value"] == "paper-2"
+    for name in files.secret_env_names() & set(entries):
+        secret = entries[name]["valueFrom"]["secretKeyRef"]["name"]
+        assert secret.startswith("execution-gateway-acct2-"), (name, secret)
+
+
+def test_the_deploy_step_names_the_account_and_has_no_default_for_it(
+    cloud_build: dict[str, Any],
+) -> None:
+    deploy = " ".join(next(s for s in cloud_build["steps"] if s["id"] == "deploy")["args"])
+    assert re.search(r"render\.sh(\s+\S+){5}\s+\$\{_BROKER_ACCOUNT_ID\}", deploy), deploy
+    # No default: a build that does not name the account fails (substitutionOption MUST_MATCH).
+    assert "_BROKER_ACCOUNT_ID" not in cloud_build["substitutions"]
+    assert cloud_build["options"]["substitutionOption"] == "MUST_MATCH"
+
+
+def test_rendering_refuses_a_missing_account() -> None:
+    image = "europe-west1-docker.pkg.dev/acme-prod/gw/execution-gateway:0123abcd"
     result = _render(image, "execution-gateway", "acme-prod", "123456789", "europe-west1")
     assert result.returncode == 2 and result.stdout == ""

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +33,15 @@ LIVE_ENV = {
 
 @pytest.fixture
 def start_service(
-    firestore_emulator: str, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
+    firestore_emulator: str,
+    firestore_project: str,
+    pg_dsn: str,
+    alpaca: AlpacaStandIn,
+    tmp_path: Path,
 ) -> Iterator[Any]:
     started: list[ServiceProcess] = []
+    switch = tmp_path / "EXECUTION_HALTED"  # live routing needs an operator's kill switch
+    switch.write_text("0\n")
 
     def start(**env: str) -> ServiceProcess:
         service = ServiceProcess(
@@ -46,6 +53,7 @@ def start_service(
                 "ALPACA_DATA_HOST": alpaca.base_url,
                 **LIVE_ENV,
                 "EXEC_BROKER_ACCOUNT_ID": current_account(),
+                "EXECUTION_HALTED_FILE": str(switch),
                 **env,
             },
             threads=8,

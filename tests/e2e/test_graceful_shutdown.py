@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -26,7 +27,10 @@ def test_sigterm_during_a_slow_broker_call_lets_it_finish_and_turns_new_intents_
     pg_dsn: str,
     alpaca: AlpacaStandIn,
     firestore_client: Any,
+    tmp_path: Path,
 ) -> None:
+    switch = tmp_path / "EXECUTION_HALTED"  # live routing needs an operator's kill switch
+    switch.write_text("0\n")
     service = ServiceProcess(
         {
             "FIRESTORE_EMULATOR_HOST": firestore_emulator,
@@ -35,6 +39,7 @@ def test_sigterm_during_a_slow_broker_call_lets_it_finish_and_turns_new_intents_
             "EXEC_DRY_RUN": "0",
             "AGENT_MODE": "LIVE",
             "EXEC_BROKER_ACCOUNT_ID": current_account(),
+            "EXECUTION_HALTED_FILE": str(switch),
             "ALPACA_API_KEY": "key",
             "ALPACA_SECRET_KEY": "secret",
             "ALPACA_TRADING_HOST": alpaca.base_url,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -26,8 +27,14 @@ def intent() -> dict[str, Any]:
 
 
 def test_no_key_password_or_token_appears_in_any_log_line_or_response(
-    firestore_emulator: str, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
+    firestore_emulator: str,
+    firestore_project: str,
+    pg_dsn: str,
+    alpaca: AlpacaStandIn,
+    tmp_path: Path,
 ) -> None:
+    switch = tmp_path / "EXECUTION_HALTED"
+    switch.write_text("0\n")
     alpaca.required_key_id = SECRETS["ALPACA_API_KEY"]
     alpaca.required_secret = SECRETS["ALPACA_SECRET_KEY"]
     # Trust auth ignores the password, but it is in the DSN the service holds.
@@ -41,6 +48,7 @@ def test_no_key_password_or_token_appears_in_any_log_line_or_response(
             "EXEC_DRY_RUN": "0",
             "AGENT_MODE": "LIVE",
             "EXEC_BROKER_ACCOUNT_ID": current_account(),
+            "EXECUTION_HALTED_FILE": str(switch),
             "ALPACA_TRADING_HOST": alpaca.base_url,
             "ALPACA_DATA_HOST": alpaca.base_url,
             "PUBSUB_PUSH_AUDIENCE": "https://gateway.example/pubsub/push",

@@ -10,6 +10,7 @@ import pytest
 
 from backend.execution.adapters.alpaca_broker import AlpacaBroker
 from backend.execution.errors import (
+    BrokerAuthFailed,
     BrokerRejected,
     BrokerUnavailable,
     ConfigurationError,
@@ -64,6 +65,44 @@ def test_a_4xx_is_a_final_rejection_with_the_brokers_message(alpaca: AlpacaStand
     with pytest.raises(BrokerRejected, match="insufficient buying power") as caught:
         broker_for(alpaca).submit(make_intent())
     assert not isinstance(caught.value, DuplicateClientOrderId)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"code": 40310000, "message": "insufficient qty available for order (requested: 5)"},
+        {"code": 40310000, "message": "not enough shares to sell"},
+    ],
+)
+def test_a_403_order_refusal_from_alpaca_stays_a_final_rejection(
+    alpaca: AlpacaStandIn, body: dict[str, Any]
+) -> None:
+    alpaca.fail_next_posts(403, body)
+    with pytest.raises(BrokerRejected) as caught:
+        broker_for(alpaca).submit(make_intent())
+    assert not isinstance(caught.value, BrokerUnavailable)
+
+
+def test_keys_the_broker_does_not_accept_are_an_auth_failure_not_a_rejection(
+    alpaca: AlpacaStandIn,
+) -> None:
+    broker = broker_for(alpaca)
+    alpaca.required_secret = "rotated"  # the keys we hold no longer work: Alpaca answers 401
+    with pytest.raises(BrokerAuthFailed, match="HTTP 401") as caught:
+        broker.submit(make_intent())
+    assert not caught.value.outcome_unknown  # refused at the door: nothing was placed
+    assert alpaca.orders() == []
+
+
+@pytest.mark.parametrize(
+    "body", [{"message": "forbidden."}, "<html><body>403 Forbidden</body></html>"]
+)
+def test_a_403_that_is_not_an_order_refusal_is_an_auth_failure(
+    alpaca: AlpacaStandIn, body: Any
+) -> None:
+    alpaca.fail_next_posts(403, body)
+    with pytest.raises(BrokerAuthFailed, match="HTTP 403"):
+        broker_for(alpaca).submit(make_intent())
 
 
 def test_an_html_5xx_after_acceptance_is_an_unknown_outcome(alpaca: AlpacaStandIn) -> None:

@@ -205,6 +205,39 @@ def test_list_orders_and_fill_activities_follow_set_order_status(client, standin
     assert all(TradeActivity(**f).order_id.hex == order["id"].replace("-", "") for f in fills)
 
 
+def test_fill_activities_page_by_token_in_both_directions_even_inside_one_timestamp(
+    client, standin
+):
+    order = client.post("/orders", {**MARKET_BUY, "qty": "5"})
+    filled = standin.fill_at_once(order["id"], ["1", "1", "1", "1", "1"], price="10")
+    everything = client.get("/account/activities/FILL", {"direction": "asc"})
+    ids = [f["id"] for f in everything]
+    assert len({f["transaction_time"] for f in everything}) == 1  # one timestamp for all five
+    assert ids == sorted(ids)  # ids sort in time order
+    assert (filled["status"], filled["filled_qty"], filled["filled_avg_price"]) == (
+        "filled",
+        "5",
+        "10",
+    )
+
+    def page(direction, token=None):
+        query = {"direction": direction, "page_size": 2}
+        return [
+            f["id"]
+            for f in client.get(
+                "/account/activities/FILL", query | ({"page_token": token} if token else {})
+            )
+        ]
+
+    assert page("asc") == ids[:2]
+    assert page("asc", ids[1]) == ids[2:4]  # begins right after the token
+    assert page("asc", ids[3]) == ids[4:]
+    assert page("desc") == ids[::-1][:2]
+    assert page("desc", ids[3]) == ids[2::-1][:2]  # ends right before the token
+    with pytest.raises(APIError):
+        client.get("/account/activities/FILL", {"page_size": 101})
+
+
 # Market data, clock, account and cancels: the reads and the DELETEs issues 9 and 11 need.
 
 

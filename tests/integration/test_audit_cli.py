@@ -156,7 +156,9 @@ def sync_fills(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Ite
             FirestoreFillStore(firestore_client, timeout_s=5, state_path=state_path),
             PostgresSyncLock(pool, timeout_s=5),
             SystemClock(),
+            # Several accounts here, as several deployments sharing one database: no sweep.
             book=PostgresOrderBook(pool, timeout_s=5),
+            sweep_book=False,
             budget_s=20,
             overlap_s=300,
             min_call_interval_s=0,
@@ -555,6 +557,26 @@ def test_an_order_open_at_the_broker_that_the_book_does_not_count_is_reported(
         f"open at broker, not working in book: intent={order.client_intent_id} "
         f"order={order.broker_order_id} book=(released,buy 2,working 0) "
         "broker=(accepted,buy 2,filled 0)"
+    ) in run.out.splitlines()
+
+
+def test_an_open_order_of_ours_with_no_book_row_at_all_is_reported(
+    cli: CLI, gateway: Gateway, today: datetime, pg_dsn: str
+) -> None:
+    account = unique("acct")
+    order = gateway.place(account, at=today, qty="2")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # as if its settle write was lost
+        conn.execute(
+            "DELETE FROM public.execution_orders WHERE client_intent_id = %s",
+            (order.client_intent_id,),
+        )
+
+    run = cli(*reconcile_args(account, today))
+
+    assert run.code == 1
+    assert (
+        f"open at broker, not in book: intent={order.client_intent_id} "
+        f"order={order.broker_order_id} book=absent broker=(accepted,buy 2,filled 0)"
     ) in run.out.splitlines()
 
 

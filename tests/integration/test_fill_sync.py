@@ -14,12 +14,13 @@ import pytest
 import requests
 
 from backend.execution.adapters.alpaca_reader import AlpacaReader
-from backend.execution.adapters.firestore_fill_store import FirestoreFillStore
+from backend.execution.adapters.firestore_fill_store import FirestoreFillStore, cursor_path
 from backend.execution.adapters.postgres_order_book import PostgresOrderBook
 from backend.execution.adapters.postgres_pool import open_pool
 from backend.execution.adapters.postgres_sync_lock import PostgresSyncLock
 from backend.execution.clock import SystemClock
 from backend.execution.engine import ExecutionEngine, OrderIntent
+from backend.execution.errors import BrokerUnavailable
 from backend.execution.fill_sync import FillSync
 from backend.execution.settings import Settings
 from tests.conftest import current_account, unique
@@ -35,7 +36,7 @@ def engine(
         broker_account_id=current_account(),
         alpaca_trading_host=alpaca.base_url, alpaca_data_host=alpaca.base_url,
         gcp_project=firestore_project,
-        postgres_dsn=pg_dsn, duplicate_wait_s=0,
+        postgres_dsn=pg_dsn, duplicate_wait_s=0, allow_no_kill_switch=True,
     )  # fmt: skip
     built = ExecutionEngine(settings=settings)
     yield built
@@ -52,7 +53,7 @@ def make_sync(firestore_client: Any, pg_dsn: str, alpaca: AlpacaStandIn) -> Iter
             "budget_s": 20,
             "overlap_s": 300,
             "min_call_interval_s": 0,
-            "book": PostgresOrderBook(pool, timeout_s=2),
+            "book": PostgresOrderBook(pool, timeout_s=2, broker_account_id=current_account()),
             "reservation_grace_s": 60,
         }
         history = overrides.pop("history", None) or AlpacaReader("k", "s", alpaca.base_url)
@@ -147,7 +148,9 @@ class StaleHistory:
     def get_order(self, broker_order_id: str) -> dict[str, Any] | None:
         return None
 
-    def list_fills(self, *, after: Any, until: Any = None, page_size: int = 100) -> list[Any]:
+    def list_fills(
+        self, *, after: Any, page_token: Any = None, until: Any = None, page_size: int = 100
+    ) -> list[Any]:
         return self.fills
 
 
@@ -187,6 +190,56 @@ def test_a_sync_cut_short_by_its_budget_finishes_on_the_next_call(
     assert rest.fills_added == 5
     for order_id in order_ids:
         assert ledger(firestore_client, order_id)["status"] == "filled"
+
+
+def test_fills_sharing_one_transaction_time_across_a_page_boundary_are_all_recorded(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    order_id = place(engine, qty="7")
+    alpaca.fill_at_once(order_id, ["1"] * 7, price="10")  # seven fills, one transaction_time
+
+    report = make_sync(fills_page_size=3).run()
+
+    assert (report.status, report.fills_seen, report.fills_added) == ("complete", 7, 7)
+    assert len(ledger(firestore_client, order_id)["raw_fills"]) == 7
+    assert report.cursor["fills_resume_after_id"] is None  # the pass is complete
+
+
+class FailingFillPage:
+    """Alpaca's real history, except that one listing of fills fails (a 5xx, a timeout)."""
+
+    def __init__(self, reader: AlpacaReader, fail_on_call: int) -> None:
+        self.reader, self.fail_on_call = reader, fail_on_call
+        self.fill_listings: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:  # every other read goes to Alpaca as is
+        return getattr(self.reader, name)
+
+    def list_fills(self, **kwargs: Any) -> list[dict[str, Any]]:
+        self.fill_listings.append(kwargs)
+        if len(self.fill_listings) == self.fail_on_call:
+            raise BrokerUnavailable("HTTP 503 while listing fills", outcome_unknown=False)
+        return self.reader.list_fills(**kwargs)
+
+
+def test_a_fills_pass_stopped_inside_a_group_of_one_timestamp_resumes_after_the_last_fill_read(
+    engine: ExecutionEngine, make_sync: Any, alpaca: AlpacaStandIn, firestore_client: Any
+) -> None:
+    order_id = place(engine, qty="7")
+    alpaca.fill_at_once(order_id, ["1"] * 7, price="10")
+    reader = AlpacaReader("k", "s", alpaca.base_url)
+    flaky = FailingFillPage(reader, fail_on_call=2)
+
+    stopped = make_sync(history=flaky, fills_page_size=3).run()
+    assert (stopped.status, stopped.fills_added) == ("failed", 3)
+    third_fill = sorted(ledger(firestore_client, order_id)["raw_fills"])[-1]
+    assert stopped.cursor["fills_resume_after_id"] == third_fill
+
+    resumed = FailingFillPage(reader, fail_on_call=0)
+    rest = make_sync(history=resumed, fills_page_size=3).run()
+    assert (rest.status, rest.fills_seen, rest.fills_added) == ("complete", 4, 4)
+    assert resumed.fill_listings[0]["page_token"] == third_fill  # by id, not by time
+    assert len(ledger(firestore_client, order_id)["raw_fills"]) == 7
 
 
 def test_an_order_missing_from_the_ledger_is_adopted_from_its_decision_record(
@@ -285,15 +338,26 @@ def book_row(pg_dsn: str, intent_id: str) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def insert_row(pg_dsn: str, intent_id: str, state: str, *, order_id: str | None = None) -> None:
-    """A row as an attempt that died (or an older version of the gateway) left it."""
+def insert_row(
+    pg_dsn: str, intent_id: str, state: str, *, order_id: str | None = None, migrated: bool = False
+) -> None:
+    """A row as an attempt that died left it, or (``migrated``) as migration 0002 carried it
+    over from the first release, which kept no order type or strategy."""
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO public.execution_orders (client_intent_id, broker_account_id, symbol,"
-            " side, qty, trading_date, state, broker_order_id, reserved_at, updated_at)"
-            " VALUES (%s, %s, 'SPY', 'buy', 3, current_date, %s, %s,"
-            " now() - interval '1 hour', now() - interval '1 hour')",
-            (intent_id, current_account(), state, order_id),
+            " side, qty, order_type, trading_date, state, broker_order_id, reserved_at,"
+            " updated_at, migrated_from)"
+            " VALUES (%s, %s, 'SPY', 'buy', 3, %s, current_date, %s, %s,"
+            " now() - interval '1 hour', now() - interval '1 hour', %s)",
+            (
+                intent_id,
+                current_account(),
+                None if migrated else "market",
+                state,
+                order_id,
+                "execution_risk_reservations" if migrated else None,
+            ),
         )
 
 
@@ -346,7 +410,29 @@ def test_a_working_row_older_than_the_listing_is_settled_by_a_lookup(
     place_directly(alpaca, unique("later"))  # the cursor moves past the first order
     # No overlap: once listed, the first order is behind the cursor and never listed again.
     assert make_sync(overlap_s=0).run().status == "complete"
-    insert_row(pg_dsn, intent_id, "working", order_id=order_id)  # as migration 0002 leaves it
+    insert_row(pg_dsn, intent_id, "working", order_id=order_id, migrated=True)
     report = make_sync(overlap_s=0).run()
     assert report.book_rows_refreshed == 1
     assert book_row(pg_dsn, intent_id)[:3] == ("final", order_id, "canceled")
+
+
+def test_deployments_of_two_accounts_sync_side_by_side_but_one_account_syncs_once(
+    pg_dsn: str,
+) -> None:
+    pool = open_pool(pg_dsn, max_size=4, timeout_s=2)
+    try:
+        first, second = unique("acct"), unique("acct")
+        lock = PostgresSyncLock(pool, timeout_s=2, broker_account_id=first)
+        other = PostgresSyncLock(pool, timeout_s=2, broker_account_id=second)
+        same = PostgresSyncLock(pool, timeout_s=2, broker_account_id=first)
+        with lock.hold() as held, other.hold() as other_held, same.hold() as same_held:
+            assert (held, other_held, same_held) == (True, True, False)
+    finally:
+        pool.close()
+
+
+def test_each_account_keeps_its_own_sync_cursor() -> None:
+    assert cursor_path("paper-1") == "execution_sync/fills-paper-1"
+    assert cursor_path(None) == "execution_sync/fills"
+    odd = cursor_path("paper/1 x")
+    assert odd.startswith("execution_sync/fills-sha256-") and odd.count("/") == 1

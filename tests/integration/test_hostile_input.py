@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +21,17 @@ from tests.support.alpaca_standin import AlpacaStandIn
 
 @pytest.fixture
 def client(
-    firestore_emulator: str, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
+    firestore_emulator: str,
+    firestore_project: str,
+    pg_dsn: str,
+    alpaca: AlpacaStandIn,
+    tmp_path: Path,
 ) -> Iterator[FlaskClient]:
-    """A live gateway routing to the Alpaca stand-in, bound to the test's account."""
+    """A live gateway routing to the Alpaca stand-in, bound to the test's account, with an
+    operator's kill switch (a file) that is off."""
     alpaca.set_latest_trade("SPY", "450.25", at="live")
+    switch = tmp_path / "EXECUTION_HALTED"
+    switch.write_text("0\n")
     settings = Settings.from_env(
         standin_env(alpaca)
         | {
@@ -34,6 +42,7 @@ def client(
             "AGENT_MODE": "LIVE",
             "EXEC_BROKER_TIMEOUT_S": "1",
             "EXEC_BROKER_ACCOUNT_ID": current_account(),
+            "EXECUTION_HALTED_FILE": str(switch),
         }
     )
     app = create_app(settings)

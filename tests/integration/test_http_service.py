@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from backend.execution.errors import ConfigurationError
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
 from tests.conftest import current_account, intent_body, standin_env, unique
@@ -23,9 +24,17 @@ DEAD_PG = "postgresql://postgres@127.0.0.1:1/nowhere"
 
 @pytest.fixture
 def make_client(
-    firestore_emulator: str, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
+    firestore_emulator: str,
+    firestore_project: str,
+    pg_dsn: str,
+    alpaca: AlpacaStandIn,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[AppFactory]:
     engines: list[Any] = []
+    # Live routing needs a kill switch an operator can flip: an "off" file unless a test
+    # brings its own.
+    switch_off = tmp_path_factory.mktemp("kill") / "EXECUTION_HALTED"
+    switch_off.write_text("0\n")
 
     def build(live: bool = False, **env: str) -> FlaskClient:
         values = standin_env(alpaca) | {
@@ -43,6 +52,8 @@ def make_client(
                 "EXEC_BROKER_TIMEOUT_S": "1",
                 "EXEC_BROKER_ACCOUNT_ID": current_account(),
             }
+            if not {"EXECUTION_HALTED_FILE", "EXECUTION_HALTED_DOC"} & set(env):
+                values["EXECUTION_HALTED_FILE"] = str(switch_off)
         app = create_app(Settings.from_env(values | env))
         engines.append(app.extensions["service_parts"])
         return app.test_client()
@@ -161,10 +172,30 @@ def test_the_kill_switch_file_is_read_fresh_for_every_intent(
     assert client.post("/execute", json=intent()).status_code == 200
 
 
-def test_a_missing_kill_switch_file_halts(make_client: AppFactory, tmp_path: Path) -> None:
-    client = make_client(EXECUTION_HALTED_FILE=str(tmp_path / "absent"))
+def test_a_missing_kill_switch_file_halts_and_asks_for_a_retry(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    switch = tmp_path / "absent"
+    client = make_client(EXECUTION_HALTED_FILE=str(switch))
     response = client.post("/execute", json=intent())
-    assert response.get_json()["reason"] == "kill_switch_enabled"
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.get_json()["reason"] == "kill_switch_unavailable"
+    assert response.get_json()["retryable"] is True
+
+
+def test_an_unreadable_kill_switch_is_nacked_and_the_intent_runs_once_the_switch_reads_off(
+    make_client: AppFactory, alpaca: AlpacaStandIn, tmp_path: Path
+) -> None:
+    switch = tmp_path / "EXECUTION_HALTED"
+    client, body = make_client(live=True, EXECUTION_HALTED_FILE=str(switch)), intent()
+    pushed = push(client, body)  # the file is not there (yet): nobody can say "off"
+    assert pushed.status_code == 503  # nacked: Pub/Sub brings it back
+    assert pushed.get_json()["reason"] == "kill_switch_unavailable"
+    assert alpaca.orders() == []
+    switch.write_text("0\n")
+    again = push(client, body)  # the redelivery
+    assert again.status_code == 200 and again.get_json()["status"] == "submitted"
+    assert len(alpaca.orders()) == 1
 
 
 def test_the_firestore_kill_switch_document_halts_and_a_missing_one_fails_closed(
@@ -172,12 +203,18 @@ def test_the_firestore_kill_switch_document_halts_and_a_missing_one_fails_closed
 ) -> None:
     path = f"{unique('ops')}/execution_kill_switch"
     client = make_client(EXECUTION_HALTED_DOC=path, EXECUTION_HALTED_DOC_TTL_S="0")
-    assert client.post("/execute", json=intent()).get_json()["reason"] == "kill_switch_enabled"
+    missing = client.post("/execute", json=intent())
+    assert (missing.status_code, missing.get_json()["reason"]) == (503, "kill_switch_unavailable")
+    firestore_client.document(path).set({"enabled": "yes"})  # present, but not a boolean
+    assert client.post("/execute", json=intent()).get_json()["reason"] == (
+        "kill_switch_unavailable"
+    )
     firestore_client.document(path).set({"enabled": False})
     assert client.post("/execute", json=intent()).status_code == 200
     firestore_client.document(path).set({"enabled": True})
     halted = client.post("/execute", json=intent())
     assert halted.status_code == 409
+    assert halted.get_json()["reason"] == "kill_switch_enabled"
     assert f"firestore:{path}" in checks_by_name(halted)["kill_switch"]["detail"]
 
 
@@ -185,6 +222,54 @@ def test_the_env_kill_switch_refuses_pubsub_intents_with_an_ack(make_client: App
     response = push(make_client(EXECUTION_HALTED="true"), intent())
     assert response.status_code == 200
     assert response.get_json()["reason"] == "kill_switch_enabled"
+
+
+def test_a_deprecated_kill_switch_alias_set_to_on_halts_even_when_the_new_name_says_off(
+    make_client: AppFactory,
+) -> None:
+    client = make_client(EXECUTION_HALTED="0", EXEC_KILL_SWITCH="1")
+    response = client.post("/execute", json=intent())
+    assert response.status_code == 409
+    assert response.get_json()["reason"] == "kill_switch_enabled"
+    assert "env:EXEC_KILL_SWITCH is on" in checks_by_name(response)["kill_switch"]["detail"]
+
+
+def test_live_routing_without_an_operator_kill_switch_refuses_to_start(
+    firestore_emulator: str, firestore_project: str, pg_dsn: str, alpaca: AlpacaStandIn
+) -> None:
+    env = {
+        "GOOGLE_CLOUD_PROJECT": firestore_project,
+        "EXEC_POSTGRES_DSN": pg_dsn,
+        "EXEC_DRY_RUN": "false",
+        "AGENT_MODE": "LIVE",
+        "ALPACA_API_KEY": "key",
+        "ALPACA_SECRET_KEY": "secret",
+        "ALPACA_TRADING_HOST": alpaca.base_url,
+        "EXEC_BROKER_ACCOUNT_ID": current_account(),
+    }
+    with pytest.raises(ConfigurationError, match="EXECUTION_HALTED_FILE or EXECUTION_HALTED_DOC"):
+        create_app(Settings.from_env(env))
+
+
+def test_database_url_and_firebase_project_id_are_enough_to_start_and_serve(
+    firestore_emulator: str,
+    firestore_project: str,
+    pg_dsn: str,
+    firestore_client: Any,
+    alpaca: AlpacaStandIn,
+) -> None:
+    env = standin_env(alpaca) | {"DATABASE_URL": pg_dsn, "FIREBASE_PROJECT_ID": firestore_project}
+    app = create_app(Settings.from_env(env))
+    try:
+        body = intent()
+        response = app.test_client().post("/execute", json=body)
+        assert response.status_code == 200, response.get_json()
+        assert app.test_client().get("/readyz").get_json()["checks"]["postgres"] == "ok"
+    finally:
+        app.extensions["service_parts"].close()
+    # Recorded in FIREBASE_PROJECT_ID's Firestore project, not a default one.
+    record = firestore_client.collection("execution_intents").document(body["client_intent_id"])
+    assert record.get().exists
 
 
 def test_live_routing_outside_agent_mode_live_is_refused(
@@ -201,10 +286,29 @@ def test_a_stale_market_data_heartbeat_blocks_live_routing(
 ) -> None:
     path = f"{unique('marketdata')}/heartbeat"
     firestore_client.document(path).set({"ts": datetime.now(UTC) - timedelta(minutes=10)})
+    client = make_client(live=True, MARKETDATA_HEARTBEAT_DOC=path, EXECUTION_HALTED_DOC_TTL_S="0")
+    body = intent()
+    response = client.post("/execute", json=body)
+    assert response.get_json()["reason"] == "agent_state_not_ready"
+    assert checks_by_name(response)["agent_state"]["inputs"]["agent_state"] == "DEGRADED"
+    assert alpaca.orders() == []
+    # Not deciding is not a refusal: retryable, and nacked on Pub/Sub.
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert push(client, body).status_code == 503
+    firestore_client.document(path).set({"ts": datetime.now(UTC)})  # market data is back
+    assert push(client, body).get_json()["status"] == "submitted"
+    assert len(alpaca.orders()) == 1
+
+
+def test_a_heartbeat_dated_in_the_future_blocks_live_routing(
+    make_client: AppFactory, firestore_client: Any, alpaca: AlpacaStandIn
+) -> None:
+    path = f"{unique('marketdata')}/heartbeat"
+    firestore_client.document(path).set({"ts": datetime.now(UTC) + timedelta(days=1)})
     client = make_client(live=True, MARKETDATA_HEARTBEAT_DOC=path)
     response = client.post("/execute", json=intent())
     assert response.get_json()["reason"] == "agent_state_not_ready"
-    assert checks_by_name(response)["agent_state"]["inputs"]["agent_state"] == "DEGRADED"
+    assert "future" in checks_by_name(response)["agent_state"]["detail"]
     assert alpaca.orders() == []
 
 
@@ -268,6 +372,22 @@ def test_a_broker_refusal_is_a_final_409(make_client: AppFactory, alpaca: Alpaca
     assert response.status_code == 409
     assert response.get_json()["reason"] == "broker_rejected"
     assert "insufficient buying power" in response.get_json()["message"]
+
+
+def test_broker_keys_that_stop_working_are_a_retryable_503_not_a_final_refusal(
+    make_client: AppFactory, alpaca: AlpacaStandIn
+) -> None:
+    client, body = make_client(live=True), intent()
+    alpaca.fail_next_posts(401, count=2)  # Alpaca answers 401 to our keys (rotated, revoked)
+    refused = client.post("/execute", json=body)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert refused.get_json()["reason"] == "broker_auth_failed"
+    pushed = push(client, body)
+    assert pushed.status_code == 503  # nacked, so not lost
+    assert pushed.get_json()["reason"] == "broker_auth_failed"
+    # the keys work again
+    assert client.post("/execute", json=body).get_json()["status"] == "submitted"
+    assert len(alpaca.orders()) == 1
 
 
 def test_a_lost_broker_answer_is_retryable_and_the_retry_adopts_the_order(

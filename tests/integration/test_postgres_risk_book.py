@@ -120,7 +120,7 @@ def test_an_unreachable_database_raises_risk_data_unavailable() -> None:
         open_pool("postgresql://postgres@127.0.0.1:1/x", max_size=1, timeout_s=0.5), timeout_s=0.5
     )
     try:
-        with pytest.raises(RiskDataUnavailable, match="risk book"):
+        with pytest.raises(RiskDataUnavailable, match="PoolTimeout"):
             with dead.hold(order("a"), DAY, exclusive=True):
                 pass
     finally:

@@ -457,22 +457,51 @@ class AlpacaStandIn:
                 order[stamp.get(status, "failed_at")] = format_ts(now)
             cum, avg = Decimal(order["filled_qty"]), Decimal(order["filled_avg_price"] or 0)
             if cum > old_qty:
-                # fmt: off
-                fill = {
-                    # Alpaca activity ids look like "20220419174505024::<uuid>".
-                    "id": re.sub(r"\D", "", format_ts(now)[:23]) + f"::{uuid.uuid4()}",
-                    "account_id": ACCOUNT_ID, "activity_type": "FILL",
-                    "transaction_time": format_ts(now),
-                    "type": "fill" if status == "filled" else "partial_fill",
-                    "price": plain((avg * cum - old_avg * old_qty) / (cum - old_qty)),
-                    "qty": plain(cum - old_qty), "cum_qty": plain(cum),
-                    "leaves_qty": plain(Decimal(order["qty"] or cum) - cum),
-                    "side": order["side"], "symbol": order["symbol"], "order_id": order["id"],
-                    "order_status": status,
-                }
-                # fmt: on
-                self._fills.append((now, fill))
+                price = (avg * cum - old_avg * old_qty) / (cum - old_qty)
+                self._add_fill(order, now, cum - old_qty, price, cum)
             return copy.deepcopy(order)
+
+    def fill_at_once(self, order_id: str, qtys: list[str], price: str) -> dict:
+        """Fill the order in several executions that share one transaction_time, as when one
+        order is matched against several resting orders at once; returns a copy of the order.
+        Each execution is its own FILL activity, with its own id."""
+        with self._lock:
+            order, now = self._by_id[order_id], self._now()
+            cum, value = Decimal(order["filled_qty"]), Decimal(order["filled_avg_price"] or 0)
+            value *= cum
+            total = Decimal(order["qty"] or 0)
+            for qty in map(Decimal, qtys):
+                cum, value = cum + qty, value + qty * Decimal(price)
+                order["status"] = "filled" if cum >= total else "partially_filled"
+                self._add_fill(order, now, qty, Decimal(price), cum)
+            order.update(
+                filled_qty=plain(cum),
+                filled_avg_price=plain(value / cum),
+                updated_at=format_ts(now),
+            )
+            if order["status"] == "filled":
+                order["filled_at"] = format_ts(now)
+            return copy.deepcopy(order)
+
+    def _add_fill(self, order: dict, now: int, qty: Decimal, price: Decimal, cum: Decimal) -> None:
+        self._fill_seq += 1
+        # fmt: off
+        fill = {
+            # Alpaca activity ids look like "20220419174505024::<uuid>" and sort in time order:
+            # here a sequence number leads the uuid part, so ids within one millisecond (or
+            # one transaction_time) sort in the order the fills happened.
+            "id": re.sub(r"\D", "", format_ts(now)[:23])
+            + f"::{self._fill_seq:08x}{str(uuid.uuid4())[8:]}",
+            "account_id": ACCOUNT_ID, "activity_type": "FILL",
+            "transaction_time": format_ts(now),
+            "type": "fill" if order["status"] == "filled" else "partial_fill",
+            "price": plain(price), "qty": plain(qty), "cum_qty": plain(cum),
+            "leaves_qty": plain(Decimal(order["qty"] or cum) - cum),
+            "side": order["side"], "symbol": order["symbol"], "order_id": order["id"],
+            "order_status": order["status"],
+        }
+        # fmt: on
+        self._fills.append((now, fill))
 
     def reset(self) -> None:
         """Forget orders, fills, market data, faults, counters and the request log; the clock
@@ -485,7 +514,7 @@ class AlpacaStandIn:
             self._fills: list[tuple[int, dict]] = []
             self._faults: dict[str, deque[tuple]] = {route: deque() for route in ROUTES}
             self._requests: list[tuple[str, str]] = []
-            self._post_count = self._last_ns = self._trade_id = 0
+            self._post_count = self._last_ns = self._trade_id = self._fill_seq = 0
             self._trades: dict[str, dict] = {}
             self._calendar_days: dict[str, tuple[str, str] | None] = {}
             self._quotes: dict[str, dict] = {}
@@ -651,9 +680,20 @@ class AlpacaStandIn:
             return window(hits, query)[: min(int(query.get("limit", "50")), 500)]
 
     def _list_fills(self, query: dict[str, str]) -> list[dict]:
-        """FILL activities; after/until compare against transaction_time."""
+        """FILL activities, paged as Alpaca pages them: after/until compare against
+        transaction_time; page_token is the id of the last activity of the previous page, and
+        the page begins right after it (direction=asc) or ends right before it (desc). Ids
+        sort in time order, so the token compares as text. page_size: default 100, max 100."""
+        size = query.get("page_size", "100")
+        if not size.isdigit() or not 1 <= int(size) <= 100:
+            raise ApiError(422, "page_size must be an integer between 1 and 100")
+        token = query.get("page_token")
         with self._lock:
-            return window(self._fills, query)[: int(query.get("page_size", "100"))]
+            fills = window(self._fills, query)
+        if token:
+            ascending = query.get("direction", "desc") == "asc"
+            fills = [f for f in fills if (f["id"] > token if ascending else f["id"] < token)]
+        return fills[: int(size)]
 
 
 def window(items: list[tuple[int, dict]], query: dict[str, str]) -> list[dict]:

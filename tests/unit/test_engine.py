@@ -16,6 +16,7 @@ from backend.execution.context_reader import FactSources
 from backend.execution.decisions import ExecutionResult
 from backend.execution.engine import ExecutionEngine, IntentContext, OrderIntent
 from backend.execution.errors import (
+    BrokerAuthFailed,
     BrokerRejected,
     BrokerUnavailable,
     ConfigurationError,
@@ -113,13 +114,29 @@ def test_kill_switch_on_refuses_without_calling_the_broker_even_in_dry_run() -> 
     assert book.holds == 0
 
 
-def test_an_unreadable_kill_switch_source_halts_trading() -> None:
-    broker = RecordingBroker()
+def test_an_unreadable_kill_switch_source_halts_trading_and_asks_for_a_retry() -> None:
+    broker, ledger = RecordingBroker(), InMemoryLedger()
     unreadable = KillSwitchReading("file:/k", halted=True, error="file does not exist")
-    result = make_engine(live=True, broker=broker, kill=unreadable).execute_intent(intent())
-    assert result.reason is Reason.KILL_SWITCH_ENABLED
+    engine = make_engine(live=True, broker=broker, ledger=ledger, kill=unreadable)
+    result = engine.execute_intent(intent())
+    assert result.reason is Reason.KILL_SWITCH_UNAVAILABLE
+    assert result.retryable and result.retry_after_s
     assert "unreadable" in result.message
     assert broker.submitted == []
+
+    engine.kill_switches = (StaticKillSwitch(OFF),)  # the source reads "off" again
+    assert engine.execute_intent(intent()).status is Status.SUBMITTED  # the intent was not lost
+
+
+def test_an_explicit_on_wins_over_an_unreadable_source_and_is_final() -> None:
+    unreadable = KillSwitchReading("firestore:ops/kill", halted=True, error="DeadlineExceeded")
+    engine = make_engine(live=True)
+    engine.kill_switches = (
+        StaticKillSwitch(unreadable),
+        StaticKillSwitch(parse_switch_value("file:/k", "1")),
+    )
+    result = engine.execute_intent(intent())
+    assert result.reason is Reason.KILL_SWITCH_ENABLED and not result.retryable
 
 
 def test_live_routing_needs_agent_mode_live_and_refuses_before_any_risk_io() -> None:
@@ -142,6 +159,28 @@ def test_a_stale_market_data_heartbeat_degrades_the_agent_and_blocks_live_routin
     result = engine.execute_intent(intent())
     assert result.reason is Reason.AGENT_STATE_NOT_READY
     assert check(result, "agent_state").inputs["agent_state"] == "DEGRADED"
+    assert broker.submitted == []
+
+
+def test_a_stale_heartbeat_refusal_is_retryable_so_the_intent_routes_once_data_is_back() -> None:
+    broker, heartbeat = RecordingBroker(), FixedHeartbeat(NOW - timedelta(seconds=121))
+    engine = make_engine(live=True, broker=broker, heartbeat=heartbeat)
+    refused = engine.execute_intent(intent())
+    assert refused.reason is Reason.AGENT_STATE_NOT_READY
+    assert refused.retryable and refused.retry_after_s
+    heartbeat.at = NOW - timedelta(seconds=1)
+    assert engine.execute_intent(intent()).status is Status.SUBMITTED
+    assert len(broker.submitted) == 1
+
+
+def test_a_heartbeat_dated_in_the_future_is_not_trusted() -> None:
+    broker = RecordingBroker()
+    engine = make_engine(
+        live=True, broker=broker, heartbeat=FixedHeartbeat(NOW + timedelta(hours=1))
+    )
+    result = engine.execute_intent(intent())
+    assert result.reason is Reason.AGENT_STATE_NOT_READY
+    assert "future" in check(result, "agent_state").detail
     assert broker.submitted == []
 
 
@@ -314,6 +353,19 @@ def test_a_broker_refusal_is_final() -> None:
     assert not result.retryable
 
 
+def test_refused_broker_keys_are_retryable_and_release_the_slot() -> None:
+    book, broker = InMemoryRiskBook(), RecordingBroker()
+    broker.fail_with = BrokerAuthFailed("HTTP 401 while submitting the order: unauthorized.")
+    engine = make_engine(live=True, broker=broker, book=book)
+    result = engine.execute_intent(intent())
+    assert result.reason is Reason.BROKER_AUTH_FAILED
+    assert result.retryable and result.retry_after_s
+    assert book.state_of("intent-1") == "released"  # nothing was placed
+    broker.fail_with = None  # the keys are fixed
+    assert engine.execute_intent(intent()).status is Status.SUBMITTED
+    assert len(broker.orders) == 1
+
+
 def test_an_unknown_broker_outcome_is_retryable_and_the_retry_adopts_instead_of_resending() -> None:
     ledger, broker = InMemoryLedger(), RecordingBroker()
     broker.fail_with = BrokerUnavailable("timeout", outcome_unknown=True)
@@ -340,19 +392,47 @@ def test_a_duplicate_client_order_id_at_the_broker_is_adopted() -> None:
 # -- agent errors and wiring ---------------------------------------------------------------
 
 
-def test_an_unexpected_exception_sends_the_agent_to_error_with_backoff() -> None:
+def test_unexpected_exceptions_on_two_different_intents_send_the_agent_to_error_with_backoff() -> (
+    None
+):
     book = InMemoryRiskBook()
     book.error = ZeroDivisionError()
     broker = RecordingBroker()
     engine = make_engine(live=True, book=book, broker=broker)
-    result = engine.execute_intent(intent())
+    assert engine.execute_intent(intent()).reason is Reason.INTERNAL_ERROR
+    result = engine.execute_intent(intent(client_intent_id="intent-2"))
     assert result.reason is Reason.INTERNAL_ERROR
     assert engine.agent.state is AgentState.ERROR
     book.error = None
-    blocked = engine.execute_intent(intent(client_intent_id="intent-2"))
+    blocked = engine.execute_intent(intent(client_intent_id="intent-3"))
     assert blocked.reason is Reason.AGENT_STATE_NOT_READY
+    assert blocked.retryable  # ERROR is "unable to decide": the intent is not lost
     engine.clock = FixedClock(NOW + timedelta(seconds=2))
     assert engine.execute_intent(intent(client_intent_id="intent-3")).status is Status.SUBMITTED
+
+
+class PoisonLedger(InMemoryLedger):
+    """Fails on one intent's own data, as fingerprinting a pathological intent once did."""
+
+    def claim(self, intent: OrderIntent, **kwargs: Any) -> Any:
+        if intent.client_intent_id == "poison":
+            raise RecursionError("maximum recursion depth exceeded")
+        return super().claim(intent, **kwargs)
+
+
+def test_one_poison_intent_redelivered_never_puts_the_agent_in_error_nor_blocks_valid_ones() -> (
+    None
+):
+    broker = RecordingBroker()
+    engine = make_engine(live=True, broker=broker, ledger=PoisonLedger())
+    for _ in range(3):  # Pub/Sub redelivers it
+        assert engine.execute_intent(intent(client_intent_id="poison")).reason is (
+            Reason.INTERNAL_ERROR
+        )
+    assert engine.agent.state is not AgentState.ERROR
+    valid = engine.execute_intent(intent(client_intent_id="valid-1"))
+    assert valid.status is Status.SUBMITTED
+    assert len(broker.submitted) == 1
 
 
 def test_dry_run_with_a_real_broker_is_a_configuration_error() -> None:
@@ -496,3 +576,18 @@ def test_an_adopted_order_keeps_the_checks_that_let_it_through() -> None:
     adopted = engine.execute_intent(intent())
     names = [c.name for c in adopted.checks]
     assert "max_position_size" in names and names[-1] == "earlier_attempt"
+
+
+def test_a_library_caller_cannot_route_live_without_a_bound_account() -> None:
+    settings = Settings(dry_run=True)  # EXEC_DRY_RUN unset, overridden by the caller below
+    with pytest.raises(ConfigurationError, match="EXEC_BROKER_ACCOUNT_ID"):
+        ExecutionEngine(
+            broker=RecordingBroker(),
+            dry_run=False,
+            settings=settings,
+            ledger=InMemoryLedger(),
+            risk_book=InMemoryRiskBook(),
+            kill_switches=[StaticKillSwitch(OFF)],
+            clock=FixedClock(NOW),
+            agent=tracker(),
+        )

@@ -156,3 +156,19 @@ def test_a_refusal_says_which_side_and_every_part_of_the_exposure() -> None:
         "working sells 5, this buy 30"
     )
     assert result.inputs["projected_worst"] == 110  # type: ignore[attr-defined]
+
+
+def test_fills_of_unknown_time_reported_before_the_rows_horizon_are_in_the_row() -> None:
+    reported_long_ago = BookOrder(
+        "carried-over", Side.BUY, Decimal(40), Decimal(40), (), working=False,
+        filled_as_of=AS_OF - timedelta(hours=1),
+    )  # fmt: skip
+    assert of(row("40"), reported_long_ago) == Exposure(Decimal(40), Decimal(0), Decimal(0))
+
+
+def test_fills_of_unknown_time_reported_after_the_rows_horizon_stay_working() -> None:
+    reported_just_now = BookOrder(
+        "late", Side.BUY, Decimal(40), Decimal(40), (), working=False,
+        filled_as_of=AS_OF + timedelta(seconds=5),
+    )  # fmt: skip
+    assert of(row("0"), reported_just_now).working_buy == 40

@@ -58,6 +58,7 @@ class BookRowModel:
     state: str  # reserved | working | final | released
     filled_qty: Decimal = Decimal(0)
     fills: tuple[Fill, ...] = ()
+    filled_as_of: datetime | None = None
 
 
 class GatewayAgainstBroker(RuleBasedStateMachine):
@@ -97,6 +98,7 @@ class GatewayAgainstBroker(RuleBasedStateMachine):
                 row.filled_qty,
                 row.fills,
                 working=row.state in ("reserved", "working"),
+                filled_as_of=row.filled_as_of,
             )
             for intent_id, row in self.book.items()
             if intent_id != excluding and row.state != "released"
@@ -169,6 +171,8 @@ class GatewayAgainstBroker(RuleBasedStateMachine):
             row = self.book[intent_id]
             if row.state in ("reserved", "released"):
                 row.state = "working"  # the broker has it: the sync attaches it
+            if order.filled >= row.filled_qty:
+                row.filled_as_of = self.now  # the broker's snapshot time: every fill is older
             row.filled_qty = max(row.filled_qty, order.filled)
             if not order.open:
                 row.state = "final"
@@ -235,7 +239,7 @@ class GatewayAgainstBroker(RuleBasedStateMachine):
 
 TestGatewayAgainstBroker = GatewayAgainstBroker.TestCase
 TestGatewayAgainstBroker.settings = settings(
-    max_examples=300,
+    max_examples=1000,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -60,6 +60,9 @@ class Stack:
             f"{parts.path}?sslmode=disable&gssencmode=disable"
         )
         self.broker = AlpacaStandIn().start()
+        # Market data for the price controls: always fresh, so the notional and collar checks
+        # run on every intent as they do in production.
+        self.broker.set_latest_trade("SPY", "450.00", at="live")
         self.switch = ConfigMapDir(work / "execution-kill-switch")
         self.switch.publish(EXECUTION_HALTED="0\n")
         self.project = f"demo-bench-{uuid.uuid4().hex[:6]}"
@@ -75,7 +78,9 @@ class Stack:
             "broker_calls": len(self.broker.requests()),
         }
 
-    def service(self, *, live: bool, kill_switch_file: bool = True) -> ServiceProcess:
+    def service(
+        self, *, live: bool, kill_switch_file: bool = True, price_cache_s: float = 1.0
+    ) -> ServiceProcess:
         env = {
             "FIRESTORE_EMULATOR_HOST": self.emulator.host,
             "GOOGLE_CLOUD_PROJECT": self.project,
@@ -84,18 +89,21 @@ class Stack:
             # One bound account, as in production: every intent shares its limits and locks.
             "EXEC_BROKER_ACCOUNT_ID": BENCH_ACCOUNT,
             "EXEC_MAX_POSITION_QTY": "1000000000",
+            # The load is thousands of alike orders a minute: the two throttles would refuse
+            # nearly all of it. Every other control, the price reads included, stays on.
+            "EXEC_MAX_ORDERS_PER_MINUTE": "off",
+            "EXEC_REPEAT_LIMIT": "off",
+            "EXEC_REFERENCE_PRICE_CACHE_S": str(price_cache_s),
+            "ALPACA_API_KEY": "bench",
+            "ALPACA_SECRET_KEY": "bench",
+            "ALPACA_TRADING_HOST": self.broker.base_url,
+            "ALPACA_DATA_HOST": self.broker.base_url,
             "LOG_LEVEL": "INFO",
         }
         if kill_switch_file:
             env["EXECUTION_HALTED_FILE"] = str(self.switch.path("EXECUTION_HALTED"))
         if live:
-            env |= {
-                "EXEC_DRY_RUN": "0",
-                "AGENT_MODE": "LIVE",
-                "ALPACA_API_KEY": "bench",
-                "ALPACA_SECRET_KEY": "bench",
-                "ALPACA_TRADING_HOST": self.broker.base_url,
-            }
+            env |= {"EXEC_DRY_RUN": "0", "AGENT_MODE": "LIVE"}
         return ServiceProcess(env, workers=WORKERS, threads=THREADS).wait_healthy()
 
     def close(self) -> None:
@@ -172,6 +180,14 @@ def path_report(stack: Stack, *, live: bool, duration_s: float) -> dict[str, Any
         load(service.url, 50, 2)
         report: dict[str, Any] = {"path": name}
         report["round_trips_per_intent"] = round_trips_per_intent(stack, service.url, 100)
+        log(f"{name}: round trips with the price cache off")
+        uncached = stack.service(live=live, price_cache_s=0)
+        try:
+            report["round_trips_per_intent_no_price_cache"] = round_trips_per_intent(
+                stack, uncached.url, 50
+            )
+        finally:
+            uncached.stop()
         report["cpu_ms_per_intent"] = cpu_per_intent(service, service.url, 50, duration_s)
         report["levels"] = []
         for rate in RATES:
@@ -205,6 +221,7 @@ def path_report(stack: Stack, *, live: bool, duration_s: float) -> dict[str, Any
         firestore_client=client,
         pg_dsn=stack.pg_dsn,
         broker_url=stack.broker.base_url if live else None,
+        data_url=stack.broker.base_url,
         iterations=200,
     )
     before = stack.counters()
@@ -212,6 +229,7 @@ def path_report(stack: Stack, *, live: bool, duration_s: float) -> dict[str, Any
         firestore_client=client,
         pg_dsn=stack.pg_dsn,
         broker_url=stack.broker.base_url if live else None,
+        data_url=stack.broker.base_url,
         iterations=20,
     )
     after = stack.counters()
@@ -265,6 +283,9 @@ def print_table(results: dict[str, Any]) -> None:
         print(
             f"round trips per accepted intent: service {path['round_trips_per_intent']}; "
             f"floor {floor_['round_trips_per_intent']}"
+        )
+        print(
+            f"round trips with the price cache off: {path['round_trips_per_intent_no_price_cache']}"
         )
         print(f"service CPU per intent: {path['cpu_ms_per_intent']} ms")
         if "kill_switch" in path:

@@ -50,14 +50,19 @@ _ORDER_BODY = {"symbol": "SPY", "qty": "1", "side": "buy", "type": "market", "ti
 
 
 def measure(
-    *, firestore_client: firestore.Client, pg_dsn: str, broker_url: str | None, iterations: int
+    *,
+    firestore_client: firestore.Client,
+    pg_dsn: str,
+    broker_url: str | None,
+    data_url: str | None,
+    iterations: int,
 ) -> dict[str, Any]:
     """Per-intent latency of the bare calls; live (broker_url set) or dry-run."""
     session = requests.Session()
     samples: list[float] = []
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         for _ in range(iterations):
-            samples.append(_one_intent(firestore_client, conn, session, broker_url))
+            samples.append(_one_intent(firestore_client, conn, session, broker_url, data_url))
     samples.sort()
     return {
         "iterations": iterations,
@@ -71,6 +76,7 @@ def _one_intent(
     conn: psycopg.Connection,
     session: requests.Session,
     broker_url: str | None,
+    data_url: str | None,
 ) -> float:
     intent_id = f"floor-{uuid.uuid4().hex[:20]}"
     account = f"floor-{uuid.uuid4().hex[:8]}"
@@ -83,7 +89,7 @@ def _one_intent(
         qty="1",
         order_type="market",
     )
-    params = _params(intent, date(2026, 11, 21)) | {"skew": 10.0}
+    params = _params(intent, date(2026, 11, 21)) | {"skew": 10.0, "repeat_s": 60}
     started = time.perf_counter()
     now = datetime.now(UTC)
     claim = db.collection("execution_intents").document(intent_id)
@@ -102,6 +108,10 @@ def _one_intent(
         }
     )
     order: dict[str, Any] | None = None
+    if data_url is not None:
+        # The reference price for the notional and collar controls: one market-data read.
+        query = {"symbols": "SPY", "feed": "iex"}
+        session.get(f"{data_url}/v2/stocks/snapshots", params=query, timeout=5).json()
     if broker_url is None:
         conn.execute(_SNAPSHOT, params).fetchone()
     else:
@@ -127,7 +137,8 @@ def _one_intent(
             "reason": None,
             "retryable": False,
             "message": "m",
-            "checks": [_CHECK] * 7,
+            # The sixteen checks a passing intent records (gate and controls table).
+            "checks": [_CHECK] * 16,
             "broker_order_id": order["id"] if order else None,
             "attempt": 1,
             "decided_at": now,

@@ -25,6 +25,7 @@ from backend.execution.adapters.alpaca_client import (
 from backend.execution.broker_facts import CancelOutcome, CancelStatus
 from backend.execution.decisions import BrokerOrder
 from backend.execution.errors import (
+    BrokerAuthFailed,
     BrokerRejected,
     BrokerUnavailable,
     ConfigurationError,
@@ -35,6 +36,10 @@ from backend.execution.intent import OrderIntent
 from backend.execution.settings import PAPER_HOST, is_live_host
 
 _DUPLICATE_MESSAGE = "client_order_id must be unique"
+# Alpaca answers 403 with this code when it refuses the order itself (insufficient buying
+# power, not enough shares, ...). A 403 without it ("forbidden.", a proxy's page) means the
+# request was not allowed in at all: the keys, their scope or the environment.
+_ORDER_REFUSED_403 = 40310000
 # Alpaca order ids are UUIDs. Anything else could reach another endpoint: "" would be DELETE
 # /v2/orders/, a slash from cancel-all, and "../positions" becomes DELETE /v2/positions (close
 # every position) once the client normalises the path.
@@ -163,6 +168,13 @@ def _translate(exc: APIError, doing: str) -> Exception:
     body = api_error_body(exc)
     message = str(body.get("message") or str(exc)[:200])
     code = body.get("code") if isinstance(body.get("code"), int) else None
+    if status == 401 or (status == 403 and code != _ORDER_REFUSED_403):
+        # Refused before the order was looked at: nothing was placed.
+        return BrokerAuthFailed(
+            f"HTTP {status} while {doing}: {message[:200]}; "
+            "the broker did not accept the keys (check ALPACA_API_KEY, ALPACA_SECRET_KEY "
+            "and ALPACA_TRADING_HOST)"
+        )
     if status is not None and 400 <= status < 500 and status != 429:
         if _DUPLICATE_MESSAGE in message:
             return DuplicateClientOrderId(message, status_code=status, code=code)

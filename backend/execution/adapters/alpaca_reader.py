@@ -64,10 +64,20 @@ class AlpacaReader:
         return raw if isinstance(raw, dict) else None
 
     def list_fills(
-        self, *, after: datetime | None, until: datetime | None = None, page_size: int = 100
+        self,
+        *,
+        after: datetime | None,
+        page_token: str | None = None,
+        until: datetime | None = None,
+        page_size: int = 100,
     ) -> list[dict[str, Any]]:
-        """FILL activities with transaction_time strictly after ``after``, oldest first."""
+        """FILL activities, oldest first: with transaction_time strictly after ``after``, and
+        (with ``page_token``, the id of the last activity of the previous page) starting right
+        after that activity. Page by token: ids order activities exactly, while many fills can
+        share one transaction_time."""
         params: dict[str, Any] = {"direction": "asc", "page_size": page_size}
+        if page_token is not None:
+            params["page_token"] = page_token
         params |= _window(after, until)
         return _as_list(self._get("/account/activities/FILL", params))
 

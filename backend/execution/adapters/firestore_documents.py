@@ -53,9 +53,15 @@ class CachedDocument:
             self._fetched_at = now
             return self._data
 
+    def invalidate(self) -> None:
+        """Forget the cached value: the next get() reads the document."""
+        with self._lock:
+            self._fetched_at = None
+
 
 class FirestoreKillSwitch:
-    """Field ``enabled`` (boolean) of a document such as ``ops/execution_kill_switch``."""
+    """Field ``enabled`` of a document such as ``ops/execution_kill_switch``: true halts, false
+    does not, "reduce_only" lets only exposure-reducing orders through."""
 
     def __init__(self, document: CachedDocument) -> None:
         self._document = document
@@ -69,9 +75,17 @@ class FirestoreKillSwitch:
         if data is None:
             return unreadable(self.source, "document does not exist")
         enabled = data.get("enabled")
+        if enabled == "reduce_only":
+            return KillSwitchReading(self.source, halted=False, value=enabled, reduce_only=True)
         if not isinstance(enabled, bool):
-            return unreadable(self.source, "field 'enabled' is missing or not a boolean")
+            return unreadable(
+                self.source, "field 'enabled' is missing or not a boolean or \"reduce_only\""
+            )
         return KillSwitchReading(self.source, halted=enabled, value=str(enabled).lower())
+
+    def invalidate(self) -> None:
+        """This process just wrote the document: read it fresh next time."""
+        self._document.invalidate()
 
 
 class FirestoreHeartbeat:

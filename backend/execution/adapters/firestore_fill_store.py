@@ -7,6 +7,8 @@ duplicates an event: the second create fails with AlreadyExists and is counted a
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,22 @@ from backend.execution.errors import LedgerUnavailable
 from backend.execution.fills import SyncCursor
 
 SYNC_STATE = "execution_sync/fills"
+
+
+def cursor_path(broker_account_id: str | None) -> str:
+    """The sync cursor of one account (``execution_sync/fills-<account>``), so deployments of
+    several accounts sharing a Firestore database never move each other's cursor. An account
+    name that is not a safe document id is replaced by its digest."""
+    if broker_account_id is None:
+        return SYNC_STATE
+    if re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", broker_account_id) and broker_account_id not in (
+        ".",
+        "..",
+    ):
+        return f"{SYNC_STATE}-{broker_account_id}"
+    return f"{SYNC_STATE}-sha256-{hashlib.sha256(broker_account_id.encode()).hexdigest()[:24]}"
+
+
 EVENTS = "events"
 
 

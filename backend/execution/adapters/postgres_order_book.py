@@ -21,13 +21,17 @@ from backend.execution.book import BookRow
 from backend.execution.errors import RiskDataUnavailable
 from backend.execution.fills import FINAL_STATUSES, broker_time, decimal_or_none
 
-# The broker's snapshot of one order. Quantities only grow and a final state never reverts, so
+# The broker's snapshot of one order, applied only to the row of the same order: its
+# client_order_id, symbol, side, quantity, type and prices (a row carried over from version 1
+# knows no type or prices). Quantities only grow and a final state never reverts, so
 # a stale or repeated snapshot changes nothing. A reserved row becomes working once the broker
 # shows it has the order; so does a released one (fail closed: the broker's word wins).
 _APPLY_ORDER = """
 UPDATE public.execution_orders SET
     broker_order_id = %(order_id)s,
     broker_status = CASE WHEN state = 'final' THEN broker_status ELSE %(status)s END,
+    filled_as_of = CASE WHEN %(filled_qty)s >= filled_qty
+                        THEN greatest(filled_as_of, %(updated_at)s) ELSE filled_as_of END,
     filled_qty = greatest(filled_qty, %(filled_qty)s),
     state = CASE WHEN state = 'final' THEN 'final'
                  WHEN %(final)s THEN 'final' ELSE 'working' END,
@@ -36,6 +40,10 @@ UPDATE public.execution_orders SET
 WHERE client_intent_id = %(client_order_id)s
   AND (broker_order_id IS NULL OR broker_order_id = %(order_id)s)
   AND symbol = %(symbol)s AND side = %(side)s AND qty = %(qty)s
+  AND (migrated_from IS NOT NULL OR (order_type = %(type)s
+       AND limit_price IS NOT DISTINCT FROM %(limit_price)s
+       AND stop_price IS NOT DISTINCT FROM %(stop_price)s))
+  AND (%(account)s::text IS NULL OR broker_account_id = %(account)s)
 RETURNING client_intent_id
 """
 
@@ -47,6 +55,7 @@ WITH fill AS (
         (activity_id, client_intent_id, broker_order_id, qty, price, transaction_time)
     SELECT %(activity_id)s, o.client_intent_id, %(order_id)s, %(qty)s, %(price)s, %(at)s
     FROM public.execution_orders o WHERE o.broker_order_id = %(order_id)s
+      AND (%(account)s::text IS NULL OR o.broker_account_id = %(account)s)
     ON CONFLICT (activity_id) DO NOTHING
     RETURNING client_intent_id, qty, transaction_time
 )
@@ -74,15 +83,25 @@ WHERE client_intent_id = %(intent)s AND state = 'reserved' AND reserved_at = %(r
 
 class PostgresOrderBook:
     def __init__(
-        self, pool: ConnectionPool, *, timeout_s: float, schema: SchemaGuard | None = None
+        self,
+        pool: ConnectionPool,
+        *,
+        timeout_s: float,
+        schema: SchemaGuard | None = None,
+        broker_account_id: str | None = None,
     ) -> None:
+        # The deployment's bound account: several deployments may share one database, and the
+        # fill sync of one account must never touch another's rows.
+        self._account = broker_account_id
         self._pool = pool
         self._timeout = timeout_s
         self._schema = schema or SchemaGuard(pool, migrate=True, timeout_s=timeout_s)
 
     def apply_orders(self, orders: Iterable[Mapping[str, Any]]) -> set[str]:
         """Applies broker order snapshots; returns the client_order_ids of rows they updated."""
-        params = [p for p in map(_order_params, orders) if p is not None]
+        params = [
+            p | {"account": self._account} for p in map(_order_params, orders) if p is not None
+        ]
         if not params:
             return set()
         updated: set[str] = set()
@@ -100,7 +119,9 @@ class PostgresOrderBook:
 
     def apply_fills(self, activities: Iterable[Mapping[str, Any]]) -> int:
         """Records FILL activities of the book's orders; returns how many were new."""
-        params = [p for p in map(_fill_params, activities) if p is not None]
+        params = [
+            p | {"account": self._account} for p in map(_fill_params, activities) if p is not None
+        ]
         if not params:
             return 0
         added = 0
@@ -118,7 +139,9 @@ class PostgresOrderBook:
         return added
 
     def open_rows(self, broker_account_id: str | None = None) -> list[BookRow]:
-        """Rows still reserved or working, oldest first (all accounts when none is given)."""
+        """Rows still reserved or working, oldest first: of the given account, else of the
+        bound one, else (an unbound auditor's read) of every account."""
+        broker_account_id = broker_account_id or self._account
         where = "state IN ('reserved', 'working')"
         if broker_account_id:
             where += " AND broker_account_id = %(account)s"
@@ -200,9 +223,14 @@ def _order_params(order: Mapping[str, Any]) -> dict[str, object] | None:
         "symbol": order.get("symbol"),
         "side": order.get("side"),
         "qty": qty,
+        "type": order.get("type") or order.get("order_type"),
+        "limit_price": decimal_or_none(order.get("limit_price")),
+        "stop_price": decimal_or_none(order.get("stop_price")),
         "status": status,
         "final": status in FINAL_STATUSES,
         "filled_qty": decimal_or_none(order.get("filled_qty")) or Decimal(0),
+        # When that quantity was true at the broker (its clock); absent, nothing is assumed.
+        "updated_at": broker_time(order.get("updated_at")),
     }
 
 

@@ -26,7 +26,7 @@ from backend.execution.adapters.postgres_schema import SchemaGuard
 from backend.execution.decisions import BrokerOrder
 from backend.execution.errors import RiskDataUnavailable
 from backend.execution.exposure import BookOrder, Fill, PositionRow
-from backend.execution.fills import FINAL_STATUSES
+from backend.execution.fills import FINAL_STATUSES, broker_time
 from backend.execution.intent import OrderIntent, Side
 from backend.execution.risk import RiskSnapshot
 
@@ -50,12 +50,12 @@ WITH position AS (
     SELECT coalesce((SELECT updated_at FROM position) - make_interval(secs => %(skew)s),
                     '-infinity'::timestamptz) AS t
 ), orders AS (
-    SELECT o.client_intent_id, o.side, o.qty, o.filled_qty, o.state
+    SELECT o.client_intent_id, o.side, o.qty, o.filled_qty, o.state, o.filled_as_of
     FROM public.execution_orders o, horizon h
     WHERE o.broker_account_id = %(account)s AND o.symbol = %(symbol)s
       AND o.client_intent_id <> %(intent)s AND o.state <> 'released'
-      AND (o.state IN ('reserved', 'working') OR o.filled_qty > o.fills_qty
-           OR o.last_fill_at > h.t)
+      AND (o.state IN ('reserved', 'working') OR o.last_fill_at > h.t
+           OR (o.filled_qty > o.fills_qty AND coalesce(o.filled_as_of > h.t, true)))
 )
 SELECT
     (SELECT count(*) FROM public.execution_orders
@@ -66,6 +66,7 @@ SELECT
     (SELECT coalesce(json_agg(json_build_object(
         'id', o.client_intent_id, 'side', o.side, 'qty', o.qty::text,
         'filled_qty', o.filled_qty::text, 'working', o.state IN ('reserved', 'working'),
+        'filled_as_of', o.filled_as_of,
         'recent', (SELECT coalesce(json_agg(json_build_array(f.qty::text, f.transaction_time)),
                                    '[]'::json)
                    FROM public.execution_fills f, horizon h
@@ -102,10 +103,10 @@ ON CONFLICT (broker_account_id, strategy_id) DO UPDATE SET
 _ORDER_COLUMNS = """
     (client_intent_id, broker_account_id, strategy_id, symbol, side, qty, order_type,
      limit_price, stop_price, trading_date, state, broker_order_id, broker_status, filled_qty,
-     final_at)
+     filled_as_of, final_at)
 VALUES (%(intent)s, %(account)s, %(strategy)s, %(symbol)s, %(side)s, %(qty)s, %(order_type)s,
         %(limit_price)s, %(stop_price)s, %(day)s, %(state)s, %(order_id)s, %(broker_status)s,
-        %(filled_qty)s, CASE WHEN %(state)s = 'final' THEN now() END)
+        %(filled_qty)s, %(filled_as_of)s, CASE WHEN %(state)s = 'final' THEN now() END)
 """
 
 # A retry re-reserves its own row: it counts again from now, whatever happened to the position
@@ -126,6 +127,9 @@ ON CONFLICT (client_intent_id) DO UPDATE SET
     broker_order_id = EXCLUDED.broker_order_id,
     broker_status = CASE WHEN o.state = 'final' THEN o.broker_status
                          ELSE EXCLUDED.broker_status END,
+    filled_as_of = CASE WHEN EXCLUDED.filled_qty >= o.filled_qty
+                        THEN greatest(o.filled_as_of, EXCLUDED.filled_as_of)
+                        ELSE o.filled_as_of END,
     filled_qty = greatest(o.filled_qty, EXCLUDED.filled_qty),
     final_at = coalesce(o.final_at, EXCLUDED.final_at),
     updated_at = now()
@@ -209,6 +213,7 @@ class PostgresRiskBook:
             "order_id": order.broker_order_id,
             "broker_status": order.status,
             "filled_qty": order.filled_qty,
+            "filled_as_of": broker_time(order.raw.get("updated_at")),
         }
         self._write(_PLACED, params)
 
@@ -250,6 +255,7 @@ def _params(intent: OrderIntent, on: date) -> dict[str, object]:
         "order_id": None,
         "broker_status": None,
         "filled_qty": Decimal(0),
+        "filled_as_of": None,
     }
 
 
@@ -286,6 +292,7 @@ def _book_order(item: dict[str, Any]) -> BookOrder:
         filled_qty=Decimal(item["filled_qty"]),
         fills=tuple(fills),
         working=bool(item["working"]),
+        filled_as_of=_time(item["filled_as_of"]) if item.get("filled_as_of") else None,
     )
 
 

@@ -50,11 +50,21 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     applied: list[str] = []
     with conn.transaction():
         conn.execute(_LOCK)
-        conn.execute(_LEDGER)
-        done = {row[0] for row in conn.execute("SELECT version FROM execution_schema_migrations")}
-        for version, sql in migrations():
-            if version in done:
-                continue
+        row = conn.execute(
+            "SELECT to_regclass('public.execution_schema_migrations') IS NOT NULL"
+        ).fetchone()
+        recorded = bool(row and row[0])
+        done = set()
+        if recorded:
+            versions = conn.execute("SELECT version FROM public.execution_schema_migrations")
+            done = {str(version) for (version,) in versions}
+        pending = [(version, sql) for version, sql in migrations() if version not in done]
+        if not pending:
+            # Up to date: no DDL at all, so a role without CREATE starts as well.
+            return applied
+        if not recorded:
+            conn.execute(_LEDGER)
+        for version, sql in pending:
             conn.execute(sql.encode())  # our own files, never user input
             conn.execute(
                 "INSERT INTO public.execution_schema_migrations (version) VALUES (%s)", (version,)
@@ -108,7 +118,7 @@ class SchemaGuard:
                     missing = missing_tables(conn)
             except (psycopg.Error, PoolTimeout) as exc:
                 raise RiskDataUnavailable(
-                    f"risk book: database schema not verified: {type(exc).__name__}"
+                    f"database schema not verified: {type(exc).__name__}"
                 ) from None
             if missing:
                 raise RiskDataUnavailable(

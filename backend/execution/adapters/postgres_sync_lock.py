@@ -15,13 +15,18 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from backend.execution.errors import RiskDataUnavailable
 
-_KEY = "SELECT hashtextextended('exec-fill-sync', 0)"
+_KEY = "SELECT hashtextextended('exec-fill-sync:' || %(scope)s, 0)"
 
 
 class PostgresSyncLock:
-    def __init__(self, pool: ConnectionPool, *, timeout_s: float) -> None:
+    def __init__(
+        self, pool: ConnectionPool, *, timeout_s: float, broker_account_id: str | None = None
+    ) -> None:
         self._pool = pool
         self._timeout = timeout_s
+        # One sync at a time per account: deployments of other accounts sharing the database
+        # run their own syncs side by side.
+        self._params = {"scope": broker_account_id or ""}
 
     @contextmanager
     def hold(self) -> Iterator[bool]:
@@ -29,12 +34,14 @@ class PostgresSyncLock:
         try:
             with self._pool.connection(timeout=self._timeout) as conn:
                 conn.autocommit = True
-                row = conn.execute(f"SELECT pg_try_advisory_lock(({_KEY}))").fetchone()
+                row = conn.execute(
+                    f"SELECT pg_try_advisory_lock(({_KEY}))", self._params
+                ).fetchone()
                 held = bool(row and row[0])
                 try:
                     yield held
                 finally:
                     if held:
-                        conn.execute(f"SELECT pg_advisory_unlock(({_KEY}))")
+                        conn.execute(f"SELECT pg_advisory_unlock(({_KEY}))", self._params)
         except (psycopg.Error, PoolTimeout) as exc:
             raise RiskDataUnavailable(f"sync lock: {type(exc).__name__}") from None

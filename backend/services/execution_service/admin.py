@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 
 from backend.execution.bootstrap import ServiceParts
+from backend.execution.context_reader import reduce_only_source
 from backend.execution.decisions import jsonable
 from backend.execution.errors import TransientError
 from backend.execution.operator import ActionResult, Operator
@@ -53,6 +54,29 @@ def register_admin(app: Flask, parts: ServiceParts, admin_key: str) -> None:
         snapshot = engine.gate_snapshot()
         return jsonify(state=snapshot.agent_state.value, why=snapshot.agent_state_why), 200
 
+    if parts.operator.kill_switch_document_configured:
+        # Only with the Firestore kill switch: a file or env switch cannot be flipped from here.
+
+        @app.post("/halt")
+        def halt() -> tuple[Response, int]:
+            body = _json_object()
+            mode = body.get("mode", "halt")
+            cancel = body.get("cancel_working_orders", False)
+            if mode not in ("halt", "reduce_only") or not isinstance(cancel, bool):
+                raise BadAction(
+                    '"mode" is "halt" or "reduce_only"; "cancel_working_orders" a boolean'
+                )
+            result = parts.operator.halt(
+                reason=required_reason(), who=Operator("operator"),
+                cancel_working_orders=cancel, mode=mode,
+            )  # fmt: skip
+            return _answer(result, failed_status=409)
+
+        @app.post("/resume")
+        def resume() -> tuple[Response, int]:
+            result = parts.operator.resume(reason=required_reason(), who=Operator("operator"))
+            return _answer(result, failed_status=409)
+
     @app.post("/strategies/<strategy_id>/enable")
     def enable_strategy(strategy_id: str) -> tuple[Response, int]:
         result = parts.operator.enable_strategy(
@@ -61,7 +85,7 @@ def register_admin(app: Flask, parts: ServiceParts, admin_key: str) -> None:
         return _answer(result, failed_status=409)
 
 
-ADMIN_PATHS = frozenset({"/state", "/recover"})
+ADMIN_PATHS = frozenset({"/state", "/recover", "/halt", "/resume"})
 
 
 def state_document(parts: ServiceParts) -> dict[str, Any]:
@@ -71,6 +95,10 @@ def state_document(parts: ServiceParts) -> dict[str, Any]:
     return {
         "state": snapshot.agent_state.value,
         "why": snapshot.agent_state_why,
+        # Who put the gateway in reduce-only mode, if anyone (AGENT_MODE or a kill switch).
+        "reduce_only": reduce_only_source(
+            engine.settings, [r.source for r in snapshot.kill_switch if r.reduce_only]
+        ),
         "inputs": {
             "agent_mode": engine.settings.agent_mode.value,
             "dry_run": engine.dry_run,
@@ -85,9 +113,13 @@ def state_document(parts: ServiceParts) -> dict[str, Any]:
     }
 
 
-def required_reason() -> str:
+def _json_object() -> dict[str, Any]:
     body = request.get_json(silent=True)
-    reason = body.get("reason") if isinstance(body, dict) else None
+    return body if isinstance(body, dict) else {}
+
+
+def required_reason() -> str:
+    reason = _json_object().get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise BadAction('a "reason" is required: say why, for the record')
     if len(reason) > MAX_REASON or _CONTROL.search(reason):
