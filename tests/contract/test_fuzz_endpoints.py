@@ -47,8 +47,8 @@ CHECKS = [
 # Inputs per operation under `make test` (five times as many under `make fuzz`). The two intent
 # endpoints get most: that is where hostile input arrives. /sync-fills ignores its body.
 EXAMPLES = {
-    "POST /execute": 500,
-    "POST /pubsub/push": 500,
+    "POST /execute": 420,
+    "POST /pubsub/push": 420,
     "POST /sync-fills": 10,
     "GET /healthz": 10,
     "GET /readyz": 10,

@@ -175,7 +175,7 @@ intents = st.fixed_dictionaries(
 # -- properties ----------------------------------------------------------------------------
 
 
-@settings(max_examples=campaign(1000))
+@settings(max_examples=campaign(800))
 @given(data=intents)
 def test_any_intent_shaped_object_is_either_storable_or_refused(data: dict[str, Any]) -> None:
     INPUTS["hypothesis intent-shaped objects"] += 1

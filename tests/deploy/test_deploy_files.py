@@ -536,7 +536,17 @@ def test_the_network_policy_admits_only_port_8080_and_lets_out_dns_postgres_and_
 # --- GKE: what is public ---------------------------------------------------------------------
 
 PUBLIC_PATHS = {"/pubsub/push", "/sync-fills"}
-PRIVATE_PATHS = ["/execute", "/state", "/recover", "/readyz", "/healthz", "/openapi.json"]
+PRIVATE_PATHS = [
+    "/execute",
+    "/state",
+    "/recover",
+    "/halt",
+    "/resume",
+    "/strategies/momentum/enable",
+    "/readyz",
+    "/healthz",
+    "/openapi.json",
+]
 GOOGLE_LOAD_BALANCER_RANGES = {"35.191.0.0/16", "130.211.0.0/22"}
 
 
