@@ -20,7 +20,7 @@
 #                 BENCH_ARGS='--duration 5 --out bench-results.json'.
 #   make fuzz     a longer fuzz campaign than `make test`: tests/contract with five times the
 #                 inputs (about 16,500), new ones each run, failures kept in .local/hypothesis.
-#                 Stops by itself (about 4 minutes on 2 cores). FUZZ_ARGS='-x -k execute'.
+#                 Stops by itself (4 to 6 minutes on 2 shared cores). FUZZ_ARGS='-x -k execute'.
 #   make run      install, then run the gateway locally (Firestore emulator + Postgres +
 #                 gunicorn on 127.0.0.1:$PORT, default 8080); see backend/devtools/run_local.py.
 #   make fmt      ruff format + ruff check --fix (rewrites files).
