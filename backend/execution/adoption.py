@@ -20,6 +20,7 @@ _COMPARED = (
     ("order_type", "type"),
     ("limit_price", "limit_price"),
     ("stop_price", "stop_price"),
+    ("time_in_force", "time_in_force"),
 )
 _NUMERIC = frozenset({"qty", "limit_price", "stop_price"})
 
@@ -38,6 +39,14 @@ def order_differences(expected: Mapping[str, Any], broker_order: Mapping[str, An
             got = broker_order.get("order_type")
         if not _same(want, got, numeric=ours in _NUMERIC):
             differences.append(f"{ours}: intent {want!r}, broker {got!r}")
+    # The gateway only ever sends simple, regular-hours orders: anything else is not its order
+    # (a bracket's legs, say, would be orders the book never counts).
+    if broker_order.get("extended_hours"):
+        differences.append("extended_hours: intent False, broker True")
+    if broker_order.get("order_class") not in (None, "", "simple"):
+        differences.append(
+            f"order_class: intent 'simple', broker {broker_order.get('order_class')!r}"
+        )
     return differences
 
 

@@ -296,6 +296,7 @@ def build_operator(
     from backend.execution.adapters.firestore_documents import FirestoreKillSwitch
     from backend.execution.adapters.firestore_kill_switch_writer import FirestoreKillSwitchWriter
     from backend.execution.adapters.firestore_operator_log import FirestoreOperatorLog
+    from backend.execution.adapters.postgres_halts import PostgresHalts
     from backend.execution.adapters.postgres_latches import PostgresLatches
     from backend.execution.adapters.postgres_order_book import PostgresOrderBook
     from backend.execution.adapters.postgres_schema import SchemaGuard
@@ -324,6 +325,7 @@ def build_operator(
         actions=FirestoreOperatorLog(client, timeout_s=settings.io_timeout_s),
         clock=SystemClock(),
         kill_switch=writer,
+        halts=PostgresHalts(pool, timeout_s=settings.io_timeout_s, schema=schema),
         working_orders=PostgresOrderBook(
             pool,
             timeout_s=settings.io_timeout_s,
@@ -332,9 +334,7 @@ def build_operator(
         ),
         # Dry-run has no broker to cancel with (and never reserves, so no working orders).
         canceller=None if engine.broker.simulated else broker,
-        # Every instance re-reads the document within its TTL: cancels start after that.
-        propagation_s=settings.halted_doc_ttl_s + 0.5,
-        # An order already past the gate reaches the broker within one submit's timeouts.
+        # An order reserved before the halt reaches the broker within one submit's timeouts.
         in_flight_wait_s=2 * settings.broker_timeout_s + 1,
     )
 

@@ -113,6 +113,7 @@ def book_context(day: date, snapshot: RiskSnapshot, settings: Settings) -> BookC
         rate_frees_in_s=snapshot.rate_frees_in_s,
         repeats_in_window=snapshot.repeats_in_window,
         latch=latch,
+        halt=snapshot.halt,
     )
 
 

@@ -389,7 +389,8 @@ class ExecutionEngine:
         self, intent: OrderIntent, day: date, order_context: OrderContext, error: str
     ) -> list[CheckResult]:
         """Every book control that is on refuses, fail closed, unless EXEC_RISK_FAIL_OPEN lets
-        it pass with a warning. Reduce-only never fails open: it is an operator's order."""
+        it pass with a warning. Reduce-only never does: without the book it cannot tell an exit
+        from an entry. (A halt recorded only in the book is still in the Firestore document.)"""
         account = intent.broker_account_id
         inputs = {"broker_account_id": account, "symbol": intent.symbol, "trading_date": day}
         reducing = order_context.reduce_only is not None

@@ -18,10 +18,12 @@ from backend.execution.book import BookRow
 from backend.execution.broker_facts import CancelOutcome, CancelStatus
 from backend.execution.clock import Clock
 from backend.execution.decisions import BrokerOrder
-from backend.execution.errors import BrokerUnavailable
-from backend.execution.ports import KillSwitchWriter, LatchStore, OperatorLog
+from backend.execution.errors import BrokerUnavailable, TransientError
+from backend.execution.ports import HaltStore, KillSwitchWriter, LatchStore, OperatorLog
 
 HaltMode = Literal["halt", "reduce_only"]
+# How often the cancel pass re-reads the book for orders still on their way to the broker.
+IN_FLIGHT_POLL_S = 0.25
 
 
 class WorkingOrders(Protocol):
@@ -67,6 +69,8 @@ class Cancellation:
 
     cancelled: tuple[dict[str, str], ...] = ()
     not_cancelled: tuple[dict[str, str], ...] = ()
+    # The broker answered "not cancelable": filled (or otherwise final) before the cancel.
+    already_final: tuple[dict[str, str], ...] = ()
 
 
 class OperatorActions:
@@ -78,24 +82,25 @@ class OperatorActions:
         actions: OperatorLog,
         clock: Clock,
         kill_switch: KillSwitchWriter | None = None,
+        halts: HaltStore | None = None,
         working_orders: WorkingOrders | None = None,
         canceller: Canceller | None = None,
-        propagation_s: float = 0.0,
         in_flight_wait_s: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._account = broker_account_id
         self._latches = latches
         self._actions = actions
         self._clock = clock
         self._switch = kill_switch
+        self._halts = halts
         self._working = working_orders
         self._canceller = canceller
-        # How long every instance may take to see the kill-switch document (its cache TTL).
-        self._propagation_s = propagation_s
-        # How long an order already past the gate may take to reach the broker.
+        # How long an order reserved just before the halt may take to reach the broker.
         self._in_flight_wait_s = in_flight_wait_s
         self._sleep = sleep
+        self._monotonic = monotonic
 
     @property
     def kill_switch_document_configured(self) -> bool:
@@ -104,68 +109,113 @@ class OperatorActions:
     def halt(
         self, *, reason: str, who: Operator, cancel_working_orders: bool, mode: HaltMode = "halt"
     ) -> ActionResult:
-        """Sets the Firestore kill switch (halt, or reduce-only), then, when asked, cancels
-        every working order of the book at the broker, one DELETE each: never throttled, never
-        blocked by a control. The cancels start once every instance has seen the switch, so no
-        instance can route a new order after them."""
+        """Halts (or reduce-only) on every instance, then, when asked, cancels every working
+        order of the book at the broker, one DELETE each: never throttled, never blocked by a
+        control. Two records: the Firestore document every gate reads within its TTL, and the
+        book's halt row, written under the account lock every reservation takes, so no order
+        can be reserved after it commits and every one reserved before is in the book."""
         if self._switch is None:
             return ActionResult(False, NO_DOCUMENT)
-        self._switch.set("halted" if mode == "halt" else "reduce_only", reason=reason,
-                         who=who.describe(), at=self._clock.now())  # fmt: skip
+        state = "halted" if mode == "halt" else "reduce_only"
         details: dict[str, Any] = {"mode": mode, "cancel_working_orders": cancel_working_orders}
+        problems = self._set_everywhere(state, reason, who, details)
+        if "kill_switch_document" in problems and "book_halt" in problems:
+            self._record("halt_failed", who, reason, details | {"problems": problems})
+            raise TransientError(f"could not halt: {problems}")
         if cancel_working_orders:
-            self._sleep(self._propagation_s)
-            outcome = self.cancel_working_orders()
-            details |= {"cancelled": list(outcome.cancelled),
-                        "not_cancelled": list(outcome.not_cancelled)}  # fmt: skip
+            if "book_halt" in problems:
+                # Postgres is down: nothing can be reserved now either (fail closed), but what is
+                # working cannot be listed. Say so; the broker's open orders are the next place.
+                details |= {"cancelled": [], "already_final": [],
+                            "not_cancelled": [{"why": f"book unreadable: {problems['book_halt']}"}]}  # fmt: skip
+            else:
+                outcome = self.cancel_working_orders()
+                details |= {"cancelled": list(outcome.cancelled),
+                            "already_final": list(outcome.already_final),
+                            "not_cancelled": list(outcome.not_cancelled)}  # fmt: skip
+        if problems:
+            details["problems"] = problems
         action_id = self._record("halt", who, reason, details)
-        done = "reduce-only" if mode == "reduce_only" else "halted"
-        message = f"trading {done} on every instance within {self._propagation_s:g}s"
+        message = "trading reduce-only" if mode == "reduce_only" else "trading halted"
+        if problems:
+            message += f" (partly: {'; '.join(f'{k}: {v}' for k, v in problems.items())})"
         if cancel_working_orders:
             message += (
                 f"; {len(details['cancelled'])} working orders cancelled, "
-                f"{len(details['not_cancelled'])} not"
+                f"{len(details['already_final'])} already final, "
+                f"{len(details['not_cancelled'])} not cancelled"
             )
         return ActionResult(True, message, details, action_id)
 
     def resume(self, *, reason: str, who: Operator) -> ActionResult:
         if self._switch is None:
             return ActionResult(False, NO_DOCUMENT)
-        self._switch.set("off", reason=reason, who=who.describe(), at=self._clock.now())
-        action_id = self._record("resume", who, reason, {})
-        return ActionResult(
-            True, "trading resumed (the document kill switch is off)", {}, action_id
-        )
+        details: dict[str, Any] = {}
+        problems = self._set_everywhere("off", reason, who, details)
+        if problems:
+            # Half resumed is still halted somewhere: report it, so it can be done again.
+            self._record("resume_failed", who, reason, details | {"problems": problems})
+            raise TransientError(f"could not resume everywhere: {problems}")
+        action_id = self._record("resume", who, reason, details)
+        return ActionResult(True, "trading resumed", details, action_id)
+
+    def halt_state(self) -> dict[str, Any] | None:
+        """The book's halt row (None: never halted through POST /halt)."""
+        if self._halts is None or self._account is None:
+            return None
+        return self._halts.get(self._account)
+
+    def _set_everywhere(
+        self, state: str, reason: str, who: Operator, details: dict[str, Any]
+    ) -> dict[str, str]:
+        """Writes the document and the book's halt row; returns what could not be written."""
+        assert self._switch is not None
+        problems: dict[str, str] = {}
+        try:
+            self._switch.set(state, reason=reason, who=who.describe(), at=self._clock.now())
+            details["kill_switch_document"] = state
+        except TransientError as exc:
+            problems["kill_switch_document"] = str(exc)
+        if self._halts is not None and self._account is not None:
+            try:
+                self._halts.set(self._account, state, who=who.describe(), reason=reason)
+                details["book_halt"] = state
+            except TransientError as exc:
+                problems["book_halt"] = str(exc)
+        return problems
 
     def cancel_working_orders(self) -> Cancellation:
         """Every book row still reserved or working: cancelled by its broker id, or looked up
-        by its intent id first. Rows still without an order are looked at once more after
-        ``in_flight_wait_s`` (an order already past the gate may be reaching the broker)."""
+        by its intent id first. A row without an order yet may be one already on its way to the
+        broker: the book is read again every quarter second, for up to ``in_flight_wait_s``,
+        until no such row is left."""
         if self._working is None or self._canceller is None:
             return Cancellation(not_cancelled=({"why": "no broker to cancel with"},))
         cancelled: list[dict[str, str]] = []
+        final: list[dict[str, str]] = []
         failed: list[dict[str, str]] = []
-        pending = self._working.open_rows(self._account)
-        for attempt in (1, 2):
+        done: set[str] = set()
+        deadline = self._monotonic() + self._in_flight_wait_s
+        while True:
             unsent = []
-            for row in pending:
+            for row in self._working.open_rows(self._account):
+                if row.client_intent_id in done:
+                    continue
                 outcome = self._cancel_row(row)
                 if outcome is None:
                     unsent.append(row)
-                elif outcome.status in (CancelStatus.CANCELED, CancelStatus.ALREADY_FINAL):
-                    cancelled.append(_cancel_entry(row, outcome))
-                else:
-                    failed.append(_cancel_entry(row, outcome))
-            if not unsent or attempt == 2:
+                    continue
+                done.add(row.client_intent_id)
+                buckets = {CancelStatus.CANCELED: cancelled, CancelStatus.ALREADY_FINAL: final}
+                buckets.get(outcome.status, failed).append(_cancel_entry(row, outcome))
+            if not unsent or self._monotonic() >= deadline:
                 failed.extend(
                     {"client_intent_id": r.client_intent_id, "status": "not_at_broker",
                      "why": "no order at the broker under this intent id (never sent)"}
                     for r in unsent
                 )  # fmt: skip
-                break
-            self._sleep(self._in_flight_wait_s)
-            pending = unsent
-        return Cancellation(tuple(cancelled), tuple(failed))
+                return Cancellation(tuple(cancelled), tuple(failed), tuple(final))
+            self._sleep(IN_FLIGHT_POLL_S)
 
     def _cancel_row(self, row: BookRow) -> CancelOutcome | None:
         assert self._canceller is not None

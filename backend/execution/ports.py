@@ -191,3 +191,11 @@ class KillSwitchWriter(Protocol):
         """Sets the kill-switch document to "halted", "reduce_only" or "off", with who, why and
         when; this process sees the new value at once, others within the document's TTL."""
         ...
+
+
+class HaltStore(Protocol):
+    """The operator's halt where every check-and-reserve reads it, exact across instances."""
+
+    def set(self, broker_account_id: str, state: str, *, who: str, reason: str) -> None: ...
+
+    def get(self, broker_account_id: str) -> dict[str, Any] | None: ...

@@ -38,6 +38,8 @@ class RiskSnapshot:
     repeats_in_window: int = 0
     # (latched_at, detail) while the intent's strategy is halted by the repeat latch.
     latched: tuple[datetime, str] | None = None
+    # ("halted" | "reduce_only", who/when/why) while an operator's halt is recorded in the book.
+    halt: tuple[str, str] | None = None
 
 
 def data_unavailable(

@@ -321,6 +321,17 @@ class Settings(BaseModel):
                 f"attempt: 4 x EXEC_BROKER_TIMEOUT_S + 6 x EXEC_IO_TIMEOUT_S + 1 = "
                 f"{slowest_attempt:g}"
             )
+        if (
+            self.alpaca_account_number is not None
+            and self.broker_account_id is not None
+            and self.broker_account_id != self.alpaca_account_number
+        ):
+            # The limits are kept per bound account: two deployments with the same keys under
+            # two labels would each get a full set. Verified, the label is the account number.
+            raise ValueError(
+                "EXEC_BROKER_ACCOUNT_ID must be the verified ALPACA_ACCOUNT_NUMBER when that is "
+                "set, so that one Alpaca account is one set of limits"
+            )
         if self.error_backoff_max_s < self.error_backoff_base_s:
             raise ValueError("EXEC_AGENT_ERROR_BACKOFF_MAX_S must be >= EXEC_AGENT_ERROR_BACKOFF_S")
         return self

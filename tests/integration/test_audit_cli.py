@@ -108,6 +108,8 @@ def gateway(
         # per-order caps, and many alike in a row do not latch their strategy.
         "max_order_qty": None,
         "max_order_notional": None,
+        # The gateway's clock is pinned to a past day here: live market data would be "future".
+        "price_collar_pct": None,
         "repeat_limit": None,
     }
 

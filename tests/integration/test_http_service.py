@@ -104,6 +104,7 @@ def test_by_default_an_intent_is_a_dry_run_with_every_check_explained(
         "reference_price",
         "max_order_notional",
         "price_collar",
+        "operator_halt",
         "reduce_only",
         "max_daily_trades",
         "max_position_size",

@@ -289,9 +289,9 @@ def test_keys_of_another_account_route_nothing_until_the_account_number_matches(
     firestore_project: str,
     pg_dsn: str,
     alpaca: AlpacaStandIn,
-    account: str,
     tmp_path: Path,
 ) -> None:
+    account = f"PA-{uuid.uuid4().hex[:8]}"  # verified: the bound id is the account number
     switch = tmp_path / "EXECUTION_HALTED"
     switch.write_text("0\n")
     env = {
@@ -305,7 +305,7 @@ def test_keys_of_another_account_route_nothing_until_the_account_number_matches(
         "ALPACA_DATA_HOST": alpaca.base_url,
         "EXEC_BROKER_ACCOUNT_ID": account,
         "EXECUTION_HALTED_FILE": str(switch),
-        "ALPACA_ACCOUNT_NUMBER": "PA-EXPECTED",
+        "ALPACA_ACCOUNT_NUMBER": account,
         "ALPACA_ACCOUNT_CHECK_TTL_S": "0",
     }
     alpaca.set_account(account_number="PA-SOMEONE-ELSE")
@@ -330,7 +330,7 @@ def test_keys_of_another_account_route_nothing_until_the_account_number_matches(
         assert "PA-SOMEONE-ELSE" in ready.get_json()["checks"]["broker_account"]
         assert alpaca.post_count() == 0
 
-        alpaca.set_account(account_number="PA-EXPECTED")
+        alpaca.set_account(account_number=account)
         assert client.get("/readyz").status_code == 200
         placed = client.post("/execute", json=body)  # the same intent: it was only retryable
         assert placed.status_code == 200 and placed.get_json()["status"] == "submitted"

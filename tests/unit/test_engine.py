@@ -73,7 +73,7 @@ def make_engine(
     settings = Settings(**(values | overrides))
     return ExecutionEngine(
         broker=broker or (RecordingBroker() if live else DryRunBroker()),
-        facts=facts or FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")})),
+        facts=facts or FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")}, at=NOW)),
         settings=settings,
         ledger=ledger or InMemoryLedger(),
         risk_book=book or InMemoryRiskBook(),
@@ -207,8 +207,9 @@ def test_the_daily_trade_limit_refuses_once_reached() -> None:
 
 
 def test_the_trading_date_is_new_york_time() -> None:
-    engine = make_engine()
-    engine.clock = FixedClock(datetime(2026, 3, 11, 2, 30, tzinfo=UTC))  # 22:30 on the 10th in NY
+    late = datetime(2026, 3, 11, 2, 30, tzinfo=UTC)  # 22:30 on the 10th in New York
+    engine = make_engine(facts=FactSources(FixedPrices({"SPY": Decimal("400")}, at=late)))
+    engine.clock = FixedClock(late)
     result = engine.execute_intent(intent())
     assert str(check(result, "max_daily_trades").inputs["trading_date"]) == "2026-03-10"
 

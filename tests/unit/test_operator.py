@@ -68,28 +68,45 @@ class Log:
         return self.entries[-limit:]
 
 
+class Ticks:
+    """A monotonic clock that moves only when the operator sleeps."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def now(self) -> float:
+        return self.at
+
+    def advance(self, seconds: float, events: list[str]) -> None:
+        self.at += seconds
+        events.append(f"sleep:{seconds:g}")
+
+
 def operator(rows: list[BookRow], broker: Broker, events: list[str]) -> OperatorActions:
+    clock = Ticks()
     return OperatorActions(
         broker_account_id="acct", latches=None, actions=Log(), clock=FixedClock(AT),
         kill_switch=Switch(events), working_orders=Book(rows), canceller=broker,
-        propagation_s=2.5, in_flight_wait_s=3, sleep=lambda s: events.append(f"sleep:{s:g}"),
+        in_flight_wait_s=1, sleep=lambda s: clock.advance(s, events),
+        monotonic=clock.now,
     )  # fmt: skip
 
 
-def test_the_switch_is_set_and_propagated_before_the_first_cancel() -> None:
+def test_the_switch_is_set_before_the_first_cancel() -> None:
     events: list[str] = []
     broker = Broker({}, {})
     result = operator([row("i-1", "o-1")], broker, events).halt(
         reason="r", who=Operator("operator"), cancel_working_orders=True
     )
-    assert events[:2] == ["switch:halted", "sleep:2.5"]
+    assert events == ["switch:halted"]  # no row in flight: no wait at all
     assert broker.cancelled == ["o-1"] and result.details["cancelled"][0]["status"] == "canceled"
 
 
-def test_an_order_already_final_counts_as_cancelled_and_an_unanswered_one_does_not() -> None:
+def test_an_order_already_final_is_listed_apart_and_an_unanswered_one_is_not_cancelled() -> None:
     broker = Broker({"o-1": CancelStatus.ALREADY_FINAL, "o-2": CancelStatus.UNAVAILABLE}, {})
     result = operator([row("i-1", "o-1"), row("i-2", "o-2")], broker, []).cancel_working_orders()
-    assert [c["broker_order_id"] for c in result.cancelled] == ["o-1"]
+    assert result.cancelled == ()
+    assert [c["broker_order_id"] for c in result.already_final] == ["o-1"]
     assert [c["broker_order_id"] for c in result.not_cancelled] == ["o-2"]
 
 
@@ -97,7 +114,7 @@ def test_a_reservation_whose_order_reaches_the_broker_late_is_found_and_cancelle
     events: list[str] = []
     broker = Broker({}, {"i-1": "o-late"})
     result = operator([row("i-1", None)], broker, events).cancel_working_orders()
-    assert events == ["sleep:3"]  # waited once for the order in flight
+    assert events == ["sleep:0.25"]  # looked again a quarter second later, and found it
     assert broker.cancelled == ["o-late"] and result.not_cancelled == ()
 
 

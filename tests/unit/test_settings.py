@@ -243,3 +243,10 @@ def test_an_unknown_agent_mode_falls_back_to_disabled_with_a_warning() -> None:
 def test_secrets_never_show_in_the_settings_repr() -> None:
     settings = Settings.from_env(LIVE_KEYS | {"ALPACA_SECRET_KEY": "very-secret-value"})
     assert "very-secret-value" not in repr(settings)
+
+
+def test_a_verified_account_number_must_be_the_bound_account() -> None:
+    verified = LIVE_KEYS | {"ALPACA_ACCOUNT_NUMBER": "PA-ONE"}
+    with pytest.raises(ConfigurationError, match="EXEC_BROKER_ACCOUNT_ID must be the verified"):
+        Settings.from_env(verified)
+    assert Settings.from_env(verified | {"EXEC_BROKER_ACCOUNT_ID": "PA-ONE"}).broker_account_id

@@ -16,7 +16,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from backend.execution.errors import TransientError
-from backend.execution.kill_switch import KillSwitchReading, unreadable
+from backend.execution.kill_switch import REDUCE_ONLY_VALUES, KillSwitchReading, unreadable
 
 
 class CachedDocument:
@@ -75,8 +75,10 @@ class FirestoreKillSwitch:
         if data is None:
             return unreadable(self.source, "document does not exist")
         enabled = data.get("enabled")
-        if enabled == "reduce_only":
-            return KillSwitchReading(self.source, halted=False, value=enabled, reduce_only=True)
+        if isinstance(enabled, str) and enabled.strip().lower() in REDUCE_ONLY_VALUES:
+            return KillSwitchReading(
+                self.source, halted=False, value="reduce_only", reduce_only=True
+            )
         if not isinstance(enabled, bool):
             return unreadable(
                 self.source, "field 'enabled' is missing or not a boolean or \"reduce_only\""

@@ -216,6 +216,8 @@ def _order_params(order: Mapping[str, Any]) -> dict[str, object] | None:
     client_order_id = order.get("client_order_id")
     if qty is None or not client_order_id or not order.get("id"):
         return None  # a notional order, or not one of ours: no row can match
+    if order.get("extended_hours") or order.get("order_class") not in (None, "", "simple"):
+        return None  # the gateway never sends these: not the row's order
     status = str(order.get("status") or "")
     return {
         "order_id": str(order["id"]),

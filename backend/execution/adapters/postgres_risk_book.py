@@ -44,7 +44,8 @@ SELECT pg_advisory_xact_lock(hashtextextended('exec-acct:' || %(account)s, 0)),
 # include yet, each with its fills after the horizon and the total of those before it.
 _SNAPSHOT = """
 WITH position AS (
-    SELECT qty, updated_at FROM public.broker_positions
+    -- A row dated in the future (a fast clock) is as of now at most: later fills still count.
+    SELECT qty, least(updated_at, clock_timestamp()) AS updated_at FROM public.broker_positions
     WHERE broker_account_id = %(account)s AND symbol = %(symbol)s
 ), horizon AS (
     SELECT coalesce((SELECT updated_at FROM position) - make_interval(secs => %(skew)s),
@@ -76,18 +77,24 @@ SELECT
                   WHERE f.client_intent_id = o.client_intent_id AND f.transaction_time <= h.t)
     )), '[]'::json) FROM orders o),
     (SELECT json_build_array(count(*),
-                             extract(epoch FROM min(reserved_at) + interval '60 s' - now()))
+                             extract(epoch FROM min(reserved_at) + interval '60 s' - clock_timestamp()))
      FROM public.execution_orders
-     WHERE broker_account_id = %(account)s AND reserved_at > now() - interval '60 s'
+     WHERE broker_account_id = %(account)s AND reserved_at > clock_timestamp() - interval '60 s'
        AND client_intent_id <> %(intent)s),
     (SELECT count(*) FROM public.execution_orders
      WHERE broker_account_id = %(account)s AND strategy_id = %(strategy)s
        AND symbol = %(symbol)s AND side = %(side)s AND state <> 'released'
-       AND reserved_at > now() - make_interval(secs => %(repeat_s)s)
+       AND reserved_at > clock_timestamp() - make_interval(secs => %(repeat_s)s)
+       -- An operator who re-enables a strategy starts its count afresh.
+       AND reserved_at > coalesce((SELECT released_at FROM public.execution_strategy_latches
+                                   WHERE broker_account_id = %(account)s
+                                     AND strategy_id = %(strategy)s), '-infinity')
        AND client_intent_id <> %(intent)s),
     (SELECT json_build_array(latched_at, latch_detail) FROM public.execution_strategy_latches
      WHERE broker_account_id = %(account)s AND strategy_id = %(strategy)s
-       AND released_at IS NULL)
+       AND released_at IS NULL),
+    (SELECT json_build_array(state, set_at, set_by, reason) FROM public.execution_halts
+     WHERE broker_account_id = %(account)s AND state <> 'off')
 """
 
 # The repeated-execution control tripped: the strategy is halted on every instance until an
@@ -103,18 +110,21 @@ ON CONFLICT (broker_account_id, strategy_id) DO UPDATE SET
 _ORDER_COLUMNS = """
     (client_intent_id, broker_account_id, strategy_id, symbol, side, qty, order_type,
      limit_price, stop_price, trading_date, state, broker_order_id, broker_status, filled_qty,
-     filled_as_of, final_at)
+     filled_as_of, final_at, reserved_at)
 VALUES (%(intent)s, %(account)s, %(strategy)s, %(symbol)s, %(side)s, %(qty)s, %(order_type)s,
         %(limit_price)s, %(stop_price)s, %(day)s, %(state)s, %(order_id)s, %(broker_status)s,
-        %(filled_qty)s, %(filled_as_of)s, CASE WHEN %(state)s = 'final' THEN now() END)
+        %(filled_qty)s, %(filled_as_of)s, CASE WHEN %(state)s = 'final' THEN now() END,
+        clock_timestamp())
 """
 
-# A retry re-reserves its own row: it counts again from now, whatever happened to the position
-# row meanwhile. A row the broker already has (working, final) is never demoted.
+# A retry re-reserves its own row: it counts again from now, on today's New York date, whatever
+# happened to the position row meanwhile. A row the broker already has (working, final) is
+# never demoted. Stamps use clock_timestamp(), the moment after the locks were granted, not the
+# transaction's start: an order that waited for the lock must not leave the windows early.
 _RESERVE = f"""
 INSERT INTO public.execution_orders {_ORDER_COLUMNS}
-ON CONFLICT (client_intent_id) DO UPDATE SET state = 'reserved', reserved_at = now(),
-    updated_at = now()
+ON CONFLICT (client_intent_id) DO UPDATE SET state = 'reserved',
+    reserved_at = clock_timestamp(), trading_date = EXCLUDED.trading_date, updated_at = now()
 WHERE public.execution_orders.state IN ('reserved', 'released')
 """
 
@@ -261,7 +271,7 @@ def _params(intent: OrderIntent, on: date) -> dict[str, object]:
 
 def _snapshot(row: tuple[object, ...] | None) -> RiskSnapshot:
     assert row is not None  # a SELECT without FROM always yields one row
-    trades, qty, as_of, orders, rate, repeats, latch = row
+    trades, qty, as_of, orders, rate, repeats, latch, halt = row
     position = (
         PositionRow(Decimal(str(qty)), as_of)
         if qty is not None and isinstance(as_of, datetime)
@@ -277,7 +287,15 @@ def _snapshot(row: tuple[object, ...] | None) -> RiskSnapshot:
         rate_frees_in_s=float(frees_in) if frees_in is not None else None,
         repeats_in_window=int(str(repeats)),
         latched=(_time(latched[0]), str(latched[1])) if latched else None,
+        halt=_halt(halt),
     )
+
+
+def _halt(value: object) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    state, set_at, set_by, reason = _json_list(value)
+    return str(state), f"by {set_by} at {set_at}: {reason}"
 
 
 def _book_order(item: dict[str, Any]) -> BookOrder:

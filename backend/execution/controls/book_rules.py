@@ -16,6 +16,23 @@ from backend.execution.vocabulary import CheckOutcome, Reason
 RATE_WINDOW_S = 60
 
 
+def operator_halt(intent: OrderIntent, ctx: ControlContext, settings: Settings) -> CheckResult:
+    """POST /halt, as the book records it under the account lock: exact on every instance,
+    even before its Firestore document reaches the instance's gate (FIA 2024 §1.5)."""
+    halt = _book(ctx).halt
+    if halt is None or halt[0] != "halted":
+        return CheckResult(
+            "operator_halt", CheckOutcome.PASSED, {"halt": halt[0] if halt else None}
+        )
+    return CheckResult(
+        "operator_halt",
+        CheckOutcome.FAILED,
+        {"halt": halt[0], "recorded": halt[1]},
+        Reason.KILL_SWITCH_ENABLED,
+        f"trading is halted ({halt[1]})",
+    )
+
+
 def max_daily_trades(intent: OrderIntent, ctx: ControlContext, settings: Settings) -> CheckResult:
     book = _book(ctx)
     return risk.max_daily_trades_check(
@@ -41,6 +58,9 @@ def reduce_only(intent: OrderIntent, ctx: ControlContext, settings: Settings) ->
     must leave position - working sells - qty at or above 0, a buy position + working buys +
     qty at or below 0. So nothing opens or adds, even counting what is already working."""
     source = ctx.order.reduce_only
+    halt = _book(ctx).halt
+    if source is None and halt is not None and halt[0] == "reduce_only":
+        source = f"POST /halt mode=reduce_only ({halt[1]})"
     if source is None:
         return CheckResult("reduce_only", CheckOutcome.SKIPPED, {}, detail="not in reduce-only")
     after = _book(ctx).exposure.with_order(intent.side, intent.qty)

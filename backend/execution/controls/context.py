@@ -71,6 +71,8 @@ class BookContext:
     # Orders of the same strategy, symbol and side within the repeat window.
     repeats_in_window: int
     latch: Latch | None
+    # An operator's halt as the book records it: ("halted" | "reduce_only", who/when/why).
+    halt: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

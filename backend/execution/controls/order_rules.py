@@ -14,6 +14,9 @@ from backend.execution.settings import Settings
 from backend.execution.vocabulary import CheckOutcome, Reason
 
 HUNDRED = Decimal(100)
+# Market data stamped a little ahead of our clock is normal (clocks drift, and "now" is taken
+# when the intent arrives); more than this, and the price's age cannot be known.
+REFERENCE_FUTURE_TOLERANCE_S = 5.0
 
 
 def restricted_symbol(intent: OrderIntent, ctx: ControlContext, settings: Settings) -> CheckResult:
@@ -110,6 +113,15 @@ def reference_price(intent: OrderIntent, ctx: ControlContext, settings: Settings
         "max_age_s": settings.reference_price_max_age_s,
         "market_open": market_open,
     }
+    if age < -REFERENCE_FUTURE_TOLERANCE_S:
+        return CheckResult(
+            "reference_price",
+            CheckOutcome.ERROR,
+            inputs,
+            Reason.REFERENCE_PRICE_UNAVAILABLE,
+            f"the reference price of {intent.symbol} is dated {-age:.0f}s in the future: its "
+            "age is unknown, so it is not used",
+        )
     if market_open and age > settings.reference_price_max_age_s:
         return CheckResult(
             "reference_price",

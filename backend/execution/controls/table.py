@@ -56,6 +56,7 @@ CONTROLS: tuple[Control, ...] = (
     Control("price_collar", Stage.ORDER, order_rules.price_collar,
             frozenset({Fact.REFERENCE_PRICE}),
             ("EXEC_PRICE_COLLAR_PCT=off", lambda s: s.price_collar_pct is not None)),
+    Control("operator_halt", Stage.BOOK, book_rules.operator_halt),
     Control("reduce_only", Stage.BOOK, book_rules.reduce_only),
     Control("max_daily_trades", Stage.BOOK, book_rules.max_daily_trades),
     Control("max_position_size", Stage.BOOK, book_rules.max_position_size),

@@ -13,7 +13,7 @@ from flask import Flask, Response, jsonify, request
 from backend.execution.bootstrap import ServiceParts
 from backend.execution.context_reader import reduce_only_source
 from backend.execution.decisions import jsonable
-from backend.execution.errors import TransientError
+from backend.execution.errors import RiskDataUnavailable, TransientError
 from backend.execution.operator import ActionResult, Operator
 from backend.execution.vocabulary import Reason
 from backend.services.execution_service import contract
@@ -38,6 +38,14 @@ def register_admin(app: Flask, parts: ServiceParts, admin_key: str) -> None:
             return None
         body, status = contract.refusal(Reason.UNAUTHORIZED, "missing or wrong X-Exec-Agent-Key")
         return jsonify(body), status
+
+    @app.errorhandler(TransientError)
+    def _unavailable(exc: TransientError) -> tuple[Response, int, dict[str, str]]:
+        reason = Reason.LEDGER_UNAVAILABLE
+        if isinstance(exc, RiskDataUnavailable):
+            reason = Reason.RISK_DATA_UNAVAILABLE
+        body, status = contract.refusal(reason, str(exc))
+        return jsonify(body), status, {"Retry-After": "5"}
 
     @app.errorhandler(BadAction)
     def _bad_action(exc: BadAction) -> tuple[Response, int]:
@@ -77,7 +85,8 @@ def register_admin(app: Flask, parts: ServiceParts, admin_key: str) -> None:
             result = parts.operator.resume(reason=required_reason(), who=Operator("operator"))
             return _answer(result, failed_status=409)
 
-    @app.post("/strategies/<strategy_id>/enable")
+    # path: a strategy id may hold "/" (it is free text), and a latched one must be liftable.
+    @app.post("/strategies/<path:strategy_id>/enable")
     def enable_strategy(strategy_id: str) -> tuple[Response, int]:
         result = parts.operator.enable_strategy(
             strategy_id, reason=required_reason(), who=Operator("operator")
@@ -108,6 +117,7 @@ def state_document(parts: ServiceParts) -> dict[str, Any]:
             "market_data_heartbeat_error": snapshot.heartbeat_error,
             "market_data_stale_threshold_s": engine.settings.heartbeat_stale_s,
         },
+        "book_halt": jsonable(_or_error(parts.operator.halt_state)),
         "latched_strategies": jsonable(_or_error(parts.operator.latched_strategies)),
         "operator_actions": jsonable(_or_error(parts.operator.recent_actions)),
     }
