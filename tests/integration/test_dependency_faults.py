@@ -56,10 +56,10 @@ TIMES: list[tuple[str, str, float, float | None]] = []
 @pytest.fixture(scope="module", autouse=True)
 def answer_time_table() -> Iterator[None]:
     yield
-    print("\n\nfault case                                answer            time    recovered after")
+    print(f"\n\n{'fault case':41s} {'answer':26s} time     recovered after")
     for case, answer, seconds, recovery in TIMES:
         recovered = f"{recovery:6.2f} s" if recovery is not None else "       -"
-        print(f"{case:41s} {answer:17s} {seconds:5.2f} s  {recovered}")
+        print(f"{case:41s} {answer:26s} {seconds:5.2f} s  {recovered}")
 
 
 def record_time(case: str, answer: str, seconds: float, recovery: float | None = None) -> None:

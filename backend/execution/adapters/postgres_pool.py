@@ -64,7 +64,7 @@ class BoundedConnection(psycopg.Connection[Any]):
             ) from None
 
 
-def open_pool(dsn: str, *, max_size: int, timeout_s: float) -> ConnectionPool[BoundedConnection]:
+def open_pool(dsn: str, *, max_size: int, timeout_s: float) -> ConnectionPool[Any]:
     """A lazily filled pool: start-up never waits for Postgres, a request waits at most timeout_s
     for a connection and at most timeout_s for each answer.
 
@@ -76,7 +76,7 @@ def open_pool(dsn: str, *, max_size: int, timeout_s: float) -> ConnectionPool[Bo
     def configure(conn: BoundedConnection) -> None:
         conn.io_timeout_s = timeout_s
 
-    pool: ConnectionPool[BoundedConnection] = ConnectionPool(
+    pool: ConnectionPool[Any] = ConnectionPool(
         # The parsed parameters, not the text: what libpq parses from now on is well formed.
         "",
         connection_class=BoundedConnection,
