@@ -18,6 +18,7 @@ from backend.execution.idempotency import ClaimVerdict
 from backend.execution.intent import OrderIntent
 from backend.execution.vocabulary import Reason, Status
 from tests.conftest import unique
+from tests.support.fakes import InMemoryLedger
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 
@@ -241,3 +242,43 @@ def test_a_batch_whose_first_write_is_a_failing_create_writes_nothing(
 
 def intents_ref(firestore_client: Any, intent: OrderIntent) -> Any:
     return firestore_client.collection("execution_intents").document(intent.client_intent_id)
+
+
+@pytest.mark.parametrize("kind", ["firestore", "in-memory fake"])
+def test_the_fake_ledger_keeps_the_same_contract_for_stale_attempts_as_firestore(
+    firestore_client: Any, kind: str
+) -> None:
+    ledger: Any = (
+        FirestoreLedger(firestore_client, timeout_s=5) if kind == "firestore" else InMemoryLedger()
+    )
+    intent = make_intent()
+    first = ledger.claim(intent, now=NOW, lease_s=30, source="test")
+    later = NOW + timedelta(seconds=31)
+    second = ledger.claim(intent, now=later, lease_s=30, source="test")
+    assert (second.verdict, second.attempt, second.resumes_earlier_attempt) == (
+        ClaimVerdict.OWNED,
+        2,
+        True,
+    )
+    assert second.record is not None and second.record.received_at == NOW
+    ledger.record_outcome(
+        intent, second, outcome(intent, Status.DRY_RUN), trading_day=NOW.date(), decided_at=later
+    )
+    with pytest.raises(LedgerUnavailable):
+        ledger.record_outcome(
+            intent,
+            first,
+            outcome(intent, Status.REJECTED, Reason.BROKER_REJECTED),
+            trading_day=NOW.date(),
+            decided_at=later,
+        )
+    with pytest.raises(LedgerUnavailable):  # an attempt ends once, even its own second write
+        ledger.record_outcome(
+            intent,
+            second,
+            outcome(intent, Status.DRY_RUN),
+            trading_day=NOW.date(),
+            decided_at=later,
+        )
+    record = ledger.load(intent.client_intent_id)
+    assert (record.status, record.attempt, record.received_at) == ("dry_run", 2, NOW)

@@ -166,8 +166,8 @@ class FirestoreLedger:
             # it was not recorded, so the next delivery replays the later attempt's outcome.
             if not self._is_own_write(outcome_ref, write_id):
                 raise LedgerUnavailable(
-                    f"attempt {claim.attempt} was taken over by a later attempt after its lease "
-                    "ran out; its outcome was not recorded"
+                    f"attempt {claim.attempt} had already ended (taken over by a later attempt "
+                    "after its lease ran out); its outcome was not recorded"
                 ) from None
         except gexc.GoogleAPIError as exc:
             raise LedgerUnavailable(_describe(exc)) from None
