@@ -16,6 +16,7 @@ import base64
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +26,7 @@ import pytest
 from flask.testing import FlaskClient
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from backend.devtools import local_stack
 from backend.devtools.service_process import ServiceProcess
 from backend.execution.adapters.firestore_documents import CachedDocument
 from backend.execution.errors import TransientError
@@ -65,6 +67,19 @@ def answer_time_table() -> Iterator[None]:
 def record_time(case: str, answer: str, seconds: float, recovery: float | None = None) -> None:
     TIMES.append((case, answer, seconds, recovery))
     print(f"[fault] {case}: {answer} in {seconds:.2f}s, recovered after {recovery}")
+
+
+@pytest.fixture(scope="module")
+def pg_dsn() -> Iterator[str]:
+    """A database of this module's own. These tests leave reservations and working orders of
+    stand-ins that no longer exist; in the shared database a later fill sync, which sweeps every
+    open row, would spend its budget looking them up."""
+    admin = local_stack.ensure_postgres()
+    name = f"exec_faults_{uuid.uuid4().hex[:10]}"
+    dsn = local_stack.create_database(admin, name)
+    local_stack.apply_schema(dsn)
+    yield dsn
+    local_stack.drop_database(admin, name)
 
 
 @pytest.fixture
