@@ -16,12 +16,14 @@ reads and never races a blocked ``recv``. ``set()`` returns once the loop has ap
 
 from __future__ import annotations
 
+import random
 import selectors
 import socket
 import struct
 import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from types import TracebackType
 
 
@@ -47,7 +49,7 @@ class FaultProxy:
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector.register(self._wake_r, selectors.EVENT_READ)
-        self._listener: socket.socket | None = socket.create_server(("127.0.0.1", 0))
+        self._listener: socket.socket | None = _listen_outside_ephemeral_ports()
         self.port: int = self._listener.getsockname()[1]
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._pairs: dict[socket.socket, _Pair] = {}
@@ -56,6 +58,8 @@ class FaultProxy:
         self._wanted: tuple[Mode, threading.Event] | None = None
         self._stopping = False
         self.accepted = 0
+        # The last error of the loop itself (a broken connection only drops that connection).
+        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name="fault-proxy")
         self._thread.start()
         if mode is not Mode.PASS:
@@ -71,16 +75,22 @@ class FaultProxy:
 
     def set(self, mode: Mode) -> None:
         """Switches the mode; returns once it is in force."""
+        if not self._thread.is_alive():
+            raise RuntimeError(f"the fault proxy's loop has stopped: {self.error!r}")
         applied = threading.Event()
         with self._lock:
             self._wanted = (mode, applied)
         self._wake_w.send(b"x")
-        if not applied.wait(5):
-            raise RuntimeError("the fault proxy did not apply the mode change")
+        if not applied.wait(5) or self.error is not None:
+            raise RuntimeError(f"the fault proxy did not apply {mode}: {self.error!r}")
 
     def close(self) -> None:
         self._stopping = True
-        self._wake_w.send(b"x")
+        if self._thread.is_alive():
+            try:
+                self._wake_w.send(b"x")
+            except OSError:
+                pass  # the loop closed it on its way out
         self._thread.join(5)
 
     def __enter__(self) -> FaultProxy:
@@ -108,7 +118,14 @@ class FaultProxy:
                     elif sock is self._listener:
                         self._accept()
                     elif sock in self._pairs:
-                        self._relay(sock)
+                        try:
+                            self._relay(sock)
+                        except OSError:  # that connection is broken; the others go on
+                            if (pair := self._pairs.get(sock)) is not None:
+                                self._drop(pair, reset=True)
+        except BaseException as exc:
+            self.error = exc
+            raise
         finally:
             for pair in list(self._pairs.values()):
                 self._drop(pair, reset=True)
@@ -134,8 +151,14 @@ class FaultProxy:
                 self._drop(pair, reset=True)
         else:
             if self._listener is None:
-                # SO_REUSEADDR (create_server's default) lets the same port be bound again.
-                self._listener = socket.create_server(("127.0.0.1", self.port))
+                # SO_REUSEADDR (create_server's default) lets the same port be bound again, and
+                # a port outside the ephemeral range is not handed to someone's outgoing socket.
+                try:
+                    self._listener = socket.create_server(("127.0.0.1", self.port))
+                except OSError as exc:
+                    self.error = exc
+                    applied.set()
+                    return
                 self._selector.register(self._listener, selectors.EVENT_READ)
             for pair in list(self._pairs.values()):
                 if mode is Mode.PASS:
@@ -156,10 +179,15 @@ class FaultProxy:
         except OSError:
             _reset(client)
             return
-        for sock in (client, upstream):
-            sock.settimeout(None)
-            # Forward each write at once: Nagle's delay would be the proxy's, not the server's.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            for sock in (client, upstream):
+                sock.settimeout(None)
+                # Forward each write at once: Nagle's delay would be the proxy's, not the server's.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # the client gave up already
+            _reset(client)
+            upstream.close()
+            return
         pair = _Pair(client, upstream)
         self._pairs[client] = self._pairs[upstream] = pair
         self._selector.register(client, selectors.EVENT_READ)
@@ -202,6 +230,22 @@ class FaultProxy:
         else:
             pair.client.close()
         pair.upstream.close()
+
+
+def _listen_outside_ephemeral_ports() -> socket.socket:
+    """A listener on a free port below the kernel's ephemeral range: REFUSE closes it and PASS
+    binds the same port again, which an outgoing connection must not have taken meanwhile."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(10000, max(10001, low))
+        try:
+            return socket.create_server(("127.0.0.1", port))
+        except OSError:
+            continue
+    return socket.create_server(("127.0.0.1", 0))
 
 
 def _reset(sock: socket.socket) -> None:
