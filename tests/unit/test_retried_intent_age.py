@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from backend.execution.clock import FixedClock
+from backend.execution.context_reader import FactSources
 from backend.execution.engine import ExecutionEngine, OrderIntent
 from backend.execution.errors import BrokerUnavailable
 from backend.execution.kill_switch import KillSwitchReading
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import Reason, Status
 from tests.support.fakes import (
+    FixedPrices,
     InMemoryLedger,
     InMemoryRiskBook,
     RecordingBroker,
@@ -34,6 +37,7 @@ def engine_at(now: datetime, ledger: InMemoryLedger, broker: RecordingBroker) ->
     )
     return ExecutionEngine(
         broker=broker,
+        facts=FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")})),
         settings=settings,
         ledger=ledger,
         risk_book=InMemoryRiskBook(),

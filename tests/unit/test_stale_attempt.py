@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from backend.execution.clock import FixedClock
+from backend.execution.context_reader import FactSources
 from backend.execution.decisions import BrokerOrder
 from backend.execution.engine import ExecutionEngine, OrderIntent
 from backend.execution.errors import BrokerRejected
@@ -13,6 +15,7 @@ from backend.execution.kill_switch import KillSwitchReading
 from backend.execution.settings import Settings
 from backend.execution.vocabulary import Reason, Status
 from tests.support.fakes import (
+    FixedPrices,
     InMemoryLedger,
     InMemoryRiskBook,
     RecordingBroker,
@@ -43,6 +46,7 @@ def engine(now: datetime, ledger: InMemoryLedger, broker: Any) -> ExecutionEngin
     )
     return ExecutionEngine(
         broker=broker,
+        facts=FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")})),
         settings=settings,
         ledger=ledger,
         risk_book=InMemoryRiskBook(),

@@ -111,9 +111,9 @@ def open_pool(dsn: str, *, max_size: int, timeout_s: float) -> ConnectionPool[An
 def parse_dsn(dsn: str) -> dict[str, Any]:
     """The DSN's parameters; ConfigurationError, without any of its text, if it is unusable."""
     advice = (
-        "EXEC_POSTGRES_DSN is not a valid libpq connection string or URL (its text is not "
-        "repeated here: it may hold a password). In a URL, percent-encode the password's "
-        "reserved characters: % as %25, @ as %40, / as %2F, : as %3A, a space as %20"
+        "EXEC_POSTGRES_DSN (or DATABASE_URL) is not a valid libpq connection string or URL (its "
+        "text is not repeated here: it may hold a password). In a URL, percent-encode the "
+        "password's reserved characters: % as %25, @ as %40, / as %2F, : as %3A, a space as %20"
     )
     try:
         params = conninfo_to_dict(dsn)
