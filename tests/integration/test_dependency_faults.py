@@ -32,7 +32,7 @@ from backend.execution.adapters.firestore_documents import CachedDocument
 from backend.execution.errors import TransientError
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
-from tests.conftest import current_account, intent_body, unique
+from tests.conftest import current_account, intent_body, standin_env, unique
 from tests.support.alpaca_standin import AlpacaStandIn
 from tests.support.fault_proxy import FaultProxy, Mode
 
@@ -120,7 +120,7 @@ def live_client(
             **LIVE_ENV,
             "GOOGLE_CLOUD_PROJECT": firestore_project,
             "EXEC_POSTGRES_DSN": through(pg_dsn, pg_proxy),
-            "ALPACA_TRADING_HOST": alpaca.base_url,
+            **standin_env(alpaca),
             "EXEC_BROKER_ACCOUNT_ID": current_account(),
             "EXECUTION_HALTED_FILE": str(kill_file),
         }
@@ -360,7 +360,7 @@ def test_concurrent_deliveries_during_a_postgres_hang_all_answer_inside_the_ack_
             "FIRESTORE_EMULATOR_HOST": firestore_emulator,
             "GOOGLE_CLOUD_PROJECT": firestore_project,
             "EXEC_POSTGRES_DSN": through(pg_dsn, pg_proxy),
-            "ALPACA_TRADING_HOST": alpaca.base_url,
+            **standin_env(alpaca),
             "EXEC_BROKER_ACCOUNT_ID": current_account(),
             "EXECUTION_HALTED_FILE": str(kill_file),
         },
