@@ -86,10 +86,11 @@ def open_pool(dsn: str, *, max_size: int, timeout_s: float) -> ConnectionPool[An
         open=False,
         configure=configure,
         # psycopg_pool backs off between reconnection attempts (1 s, 2 s, 4 s, ...) and, by
-        # default, keeps one attempt going for 5 minutes: after a long outage the pool would
-        # only try again many seconds after Postgres is back. Giving up sooner lets the next
-        # request start a fresh attempt at once.
-        reconnect_timeout=max(5.0, 2 * timeout_s),
+        # default, keeps one series going for 5 minutes: after an outage the pool would only
+        # try again seconds after Postgres is back, and turn requests away meanwhile. Ending a
+        # series after about one timeout lets the next request start a fresh attempt at once
+        # (still one at a time: the pool never runs two growing attempts together).
+        reconnect_timeout=max(1.0, timeout_s),
         kwargs={
             **params,
             "autocommit": True,
