@@ -37,7 +37,7 @@ def engine_at(now: datetime, ledger: InMemoryLedger, broker: RecordingBroker) ->
     )
     return ExecutionEngine(
         broker=broker,
-        facts=FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")})),
+        facts=FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")}, at=now)),
         settings=settings,
         ledger=ledger,
         risk_book=InMemoryRiskBook(),

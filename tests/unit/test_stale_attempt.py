@@ -46,7 +46,7 @@ def engine(now: datetime, ledger: InMemoryLedger, broker: Any) -> ExecutionEngin
     )
     return ExecutionEngine(
         broker=broker,
-        facts=FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")})),
+        facts=FactSources(reference_prices=FixedPrices({"SPY": Decimal("400")}, at=now)),
         settings=settings,
         ledger=ledger,
         risk_book=InMemoryRiskBook(),
