@@ -302,7 +302,11 @@ class ExecutionEngine:
         decision = PreTradeDecision(
             (
                 freshness.intent_age_check(
-                    intent.created_at, context.publish_time, now, self.settings.intent_max_age_s
+                    intent.created_at,
+                    context.publish_time,
+                    now,
+                    self.settings.intent_max_age_s,
+                    first_received_at=claim.record.received_at if claim.record else None,
                 ),
                 gate.account_binding_check(
                     intent.broker_account_id, self.settings.broker_account_id, dry_run=self.dry_run

@@ -13,9 +13,23 @@ FUTURE_TOLERANCE_S = 60.0
 
 
 def intent_age_check(
-    created_at: datetime | None, publish_time: datetime | None, now: datetime, max_age_s: float
+    created_at: datetime | None,
+    publish_time: datetime | None,
+    now: datetime,
+    max_age_s: float,
+    *,
+    first_received_at: datetime | None = None,
 ) -> CheckResult:
+    """The age is measured from the intent's ``created_at``, else Pub/Sub's ``publishTime``,
+    else the moment this gateway first received the intent (its first claim).
+
+    The last one bounds retries of an intent that carries no timestamp: a redelivery or a
+    retried request hours later is as old as its first receipt, not as fresh as its request.
+    On a first delivery there is nothing earlier to measure from, so the check is skipped.
+    """
     stamp, basis = (created_at, "created_at") if created_at else (publish_time, "publish_time")
+    if stamp is None and first_received_at is not None:
+        stamp, basis = first_received_at, "first_received_at"
     if stamp is None:
         return CheckResult(
             "intent_age",
@@ -28,7 +42,8 @@ def intent_age_check(
     if age > max_age_s:
         detail = f"intent is {age:.0f}s old ({basis}); maximum age is {max_age_s:g}s"
         return CheckResult("intent_age", CheckOutcome.FAILED, inputs, Reason.INTENT_EXPIRED, detail)
-    if -age > FUTURE_TOLERANCE_S:
+    # Our own first receipt, stamped by another instance's clock, is never the producer's fault.
+    if -age > FUTURE_TOLERANCE_S and basis != "first_received_at":
         detail = f"{basis} is {-age:.0f}s in the future; check the producer's clock"
         return CheckResult("intent_age", CheckOutcome.FAILED, inputs, Reason.INVALID_INTENT, detail)
     return CheckResult("intent_age", CheckOutcome.PASSED, inputs)

@@ -17,6 +17,9 @@ from backend.execution.vocabulary import Reason, Status, is_final
 IN_PROGRESS = "in_progress"
 # An attempt ended with a retryable outcome; the next delivery starts a new attempt.
 RETRY_PENDING = "retry_pending"
+# An attempt whose lease ran out without an outcome, closed by the attempt that took over.
+# Stored only in that attempt's own outcome document, never as the intent's status.
+ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class IntentRecord:
     checks: tuple[dict[str, Any], ...] = ()
     # Digest of the order fields the id was first used with (OrderIntent.fingerprint()).
     fingerprint: str | None = None
+    # When the intent was first received (its first claim); never rewritten. The intent's age
+    # is measured from it when the intent carries no timestamp of its own.
+    received_at: datetime | None = None
 
     @property
     def final_status(self) -> Status | None:
@@ -88,6 +94,7 @@ def conflicts(record: IntentRecord | None, fingerprint: str) -> bool:
 
 
 __all__ = [
+    "ABANDONED",
     "IN_PROGRESS",
     "RETRY_PENDING",
     "Claim",

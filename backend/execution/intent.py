@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from datetime import datetime
+import unicodedata
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -30,6 +33,24 @@ from pydantic import (
 # valid broker client_order_id (it is the broker-enforced idempotency key).
 CLIENT_INTENT_ID_PATTERN = r"^[A-Za-z0-9\-_.:]{1,48}$"
 _CLIENT_INTENT_ID_RE = re.compile(CLIENT_INTENT_ID_PATTERN)
+# The id is also a Firestore document id, and real Firestore (not the emulator) refuses "."
+# "..", and any id that both starts and ends with "__". Refused here, or such an intent would
+# fail at the ledger on every delivery and be answered "retryable" forever.
+_FIRESTORE_RESERVED_ID = re.compile(r"^(\.|\.\.|__.*__)$")
+
+# What metadata may carry. It is free-form (never sent to the broker, stored as JSON text), but
+# bounded: a deep or huge value must be refused here, not fail later while it is fingerprinted,
+# logged or stored (where every delivery would fail the same way).
+MAX_METADATA_DEPTH = 8  # the metadata object itself is level 1
+MAX_METADATA_BYTES = 8192  # compact JSON, UTF-8
+MAX_METADATA_KEY_CHARS = 128
+MAX_METADATA_STRING_CHARS = 1024
+# Every string of the intent (fields, metadata keys and values) is refused if it holds one of
+# these. Postgres refuses NUL in text, and an unpaired surrogate cannot be encoded as UTF-8 for
+# Firestore or Postgres: both would fail on every delivery. Other control characters have no
+# business in an id or a note, and make logs ambiguous.
+_UNSTORABLE_CATEGORIES = frozenset({"Cc", "Cs"})
+NO_CONTROL_CHARACTERS = "must not contain control characters (NUL included) or unpaired surrogates"
 
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 # Compared exactly with the deployment's bound account: never trimmed or case-folded, so
@@ -114,11 +135,22 @@ class OrderIntent(BaseModel):
     created_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("client_intent_id", "strategy_id", "broker_account_id", "symbol")
+    @classmethod
+    def _storable_text(cls, value: str) -> str:
+        if not is_storable_text(value):
+            raise ValueError(NO_CONTROL_CHARACTERS)
+        return value
+
     @field_validator("client_intent_id")
     @classmethod
     def _client_intent_id_is_a_broker_safe_key(cls, value: str) -> str:
         if not _CLIENT_INTENT_ID_RE.match(value):
             raise ValueError("must be 1-48 characters of letters, digits and - _ . :")
+        if _FIRESTORE_RESERVED_ID.match(value):
+            raise ValueError(
+                'must not be "." or "..", nor start and end with "__" (Firestore refuses such ids)'
+            )
         return value
 
     @field_validator("created_at")
@@ -127,6 +159,21 @@ class OrderIntent(BaseModel):
         # A naive timestamp cannot be compared with the intent's max age without guessing a zone.
         if value is not None and value.utcoffset() is None:
             raise ValueError("must include a timezone offset, e.g. 2026-01-02T15:04:05Z")
+        if value is not None:
+            # 0001-01-01T00:00:00+01:00 is a valid ISO string but no instant Python (or
+            # Firestore) can hold in UTC.
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("must lie between years 1 and 9999 in UTC") from None
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_bounded_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = metadata_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -158,3 +205,60 @@ class OrderIntent(BaseModel):
     def summary(self) -> dict[str, Any]:
         """The intent as JSON-safe primitives (decimals as exact strings), for logs and records."""
         return self.model_dump(mode="json")
+
+
+def is_storable_text(value: str) -> bool:
+    """No control character and no unpaired surrogate: text Postgres and Firestore can store."""
+    return not any(unicodedata.category(char) in _UNSTORABLE_CATEGORIES for char in value)
+
+
+def metadata_problem(metadata: dict[str, Any]) -> str | None:
+    """Why ``metadata`` cannot be accepted, or None. Walks without recursion, so a value nested
+    far deeper than the limit costs one pass up to the limit, never a RecursionError."""
+    for path, depth, node in _walk(metadata):
+        where = (path or "metadata")[:80]
+        if depth > MAX_METADATA_DEPTH and isinstance(node, dict | list):
+            return f"is nested deeper than {MAX_METADATA_DEPTH} levels (at {where})"
+        if isinstance(node, str):
+            if len(node) > MAX_METADATA_STRING_CHARS:
+                return (
+                    f"strings must be at most {MAX_METADATA_STRING_CHARS} characters (at {where})"
+                )
+            if not is_storable_text(node):
+                return f"strings {NO_CONTROL_CHARACTERS} (at {where})"
+        elif isinstance(node, dict):
+            for key in node:
+                if not isinstance(key, str):
+                    return f"keys must be strings (at {where})"
+                if len(key) > MAX_METADATA_KEY_CHARS:
+                    return f"keys must be at most {MAX_METADATA_KEY_CHARS} characters (at {where})"
+                if not is_storable_text(key):
+                    return f"keys {NO_CONTROL_CHARACTERS} (at {where})"
+        elif not isinstance(node, list | int | float | Decimal | bool | type(None)):
+            return f"must hold only JSON values, not {type(node).__name__} (at {where})"
+        elif isinstance(node, float | Decimal) and not math.isfinite(node):
+            return f"numbers must be finite (at {where})"
+    size = len(
+        json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    )
+    if size > MAX_METADATA_BYTES:
+        return f"must be at most {MAX_METADATA_BYTES} bytes as JSON, not {size}"
+    return None
+
+
+def _walk(root: dict[str, Any]) -> Iterator[tuple[str, int, Any]]:
+    """(path, depth, value) for every value under ``root``, depth first, root at depth 1. A
+    container deeper than the limit is yielded but not entered; only containers are levels."""
+    stack: list[tuple[str, int, Any]] = [("", 1, root)]
+    while stack:
+        path, depth, node = stack.pop()
+        yield path, depth, node
+        if depth > MAX_METADATA_DEPTH:
+            continue
+        if isinstance(node, dict):
+            children = [(f"{path}.{key}" if path else str(key), v) for key, v in node.items()]
+        elif isinstance(node, list):
+            children = [(f"{path}[{index}]", v) for index, v in enumerate(node)]
+        else:
+            continue
+        stack.extend((child_path, depth + 1, child) for child_path, child in reversed(children))

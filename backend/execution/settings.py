@@ -7,6 +7,7 @@ message naming the variable; nothing else in the code reads ``os.environ``.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -27,6 +28,7 @@ from backend.execution.errors import ConfigurationError
 from backend.execution.kill_switch import is_switch_value
 from backend.execution.vocabulary import AgentMode
 
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+")
 PAPER_HOST = "https://paper-api.alpaca.markets"
 DATA_HOST = "https://data.alpaca.markets"
 LIVE_HOST = "https://api.alpaca.markets"
@@ -153,6 +155,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "log_level": ("LOG_LEVEL",),
     "push_audience": ("PUBSUB_PUSH_AUDIENCE",),
     "push_service_account": ("PUBSUB_PUSH_SERVICE_ACCOUNT",),
+    "execute_audience": ("EXECUTE_AUDIENCE",),
+    "execute_allowed_callers": ("EXECUTE_ALLOWED_CALLERS",),
     "oidc_certs_url": ("EXEC_OIDC_CERTS_URL",),
 }
 
@@ -247,11 +251,38 @@ class Settings(BaseModel):
     # OIDC on /pubsub/push and /sync-fills: verified only when an audience is configured.
     push_audience: str | None = None
     push_service_account: str | None = None
+    # OIDC on /execute: verified only when an audience is configured, and then only tokens of
+    # these service accounts pass (any Google account can mint a token for any audience).
+    execute_audience: str | None = None
+    execute_allowed_callers: frozenset[str] = frozenset()
     oidc_certs_url: str = Field(
         default="https://www.googleapis.com/oauth2/v1/certs", pattern=r"^https?://"
     )
     # Deprecation and fallback notices gathered while reading; logged once at start-up.
     startup_warnings: tuple[str, ...] = ()
+
+    @field_validator("execute_allowed_callers", mode="before")
+    @classmethod
+    def _comma_separated_emails(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        emails = frozenset(part.strip() for part in value.split(",") if part.strip())
+        malformed = sorted(e for e in emails if not _EMAIL.fullmatch(e))
+        if malformed:
+            raise ValueError(f"not service-account emails: {', '.join(malformed)}")
+        return emails
+
+    @model_validator(mode="after")
+    def _execute_authentication_is_complete(self) -> Settings:
+        # Half a configuration would look like protection and be none (or lock everyone out).
+        if self.execute_audience is not None and not self.execute_allowed_callers:
+            raise ValueError(
+                "EXECUTE_AUDIENCE needs EXECUTE_ALLOWED_CALLERS: any Google account can mint a "
+                "token for any audience, so the callers must be named"
+            )
+        if self.execute_allowed_callers and self.execute_audience is None:
+            raise ValueError("EXECUTE_ALLOWED_CALLERS has no effect without EXECUTE_AUDIENCE")
+        return self
 
     @field_validator("halted_env")
     @classmethod

@@ -294,8 +294,8 @@ def _kubernetes_documents() -> list[tuple[str, dict[str, Any]]]:
     for path in files.yaml_files():
         for doc in files.load_documents(path):
             group = doc["apiVersion"].split("/")[0]
-            if group in {"kustomize.config.k8s.io", "serving.knative.dev"}:
-                continue  # no bundled schema: checked structurally below
+            if group in {"kustomize.config.k8s.io", "serving.knative.dev", "networking.gke.io"}:
+                continue  # no bundled schema (CRDs): checked structurally below
             found.append((f"{path.relative_to(files.K8S_DIR)}:{doc['kind']}", doc))
     return found
 
@@ -533,6 +533,130 @@ def test_the_network_policy_admits_only_port_8080_and_lets_out_dns_postgres_and_
     egress = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
     assert {(53, "UDP"), (53, "TCP"), (5432, "TCP"), (443, "TCP")} <= egress
     assert all(rule.get("ports") for rule in policy["egress"]), "a rule opens every port"
+
+
+# --- GKE: what is public ---------------------------------------------------------------------
+
+PUBLIC_PATHS = {"/pubsub/push", "/sync-fills"}
+PRIVATE_PATHS = [
+    "/execute",
+    "/state",
+    "/recover",
+    "/halt",
+    "/resume",
+    "/strategies/momentum/enable",
+    "/readyz",
+    "/healthz",
+    "/openapi.json",
+]
+GOOGLE_LOAD_BALANCER_RANGES = {"35.191.0.0/16", "130.211.0.0/22"}
+
+
+def _ingress_routes(path: str) -> list[dict[str, Any]]:
+    """The backends every Ingress in k8s/ sends a request for ``path`` to, as the Ingress API
+    matches paths (Exact; Prefix by whole segments; ImplementationSpecific taken as a prefix
+    of characters, the widest reading)."""
+    backends = []
+    for file in files.yaml_files():
+        for doc in files.load_documents(file):
+            if doc["kind"] != "Ingress":
+                continue
+            spec = doc["spec"]
+            matched = False
+            for rule in spec.get("rules", []):
+                for route in rule.get("http", {}).get("paths", []):
+                    prefix, kind = route.get("path", "/"), route["pathType"]
+                    if kind == "Exact":
+                        hit = path == prefix
+                    elif kind == "Prefix":
+                        stem = prefix.rstrip("/")
+                        hit = path in (prefix, stem) or path.startswith(stem + "/")
+                    else:
+                        hit = path.startswith(prefix)
+                    if hit:
+                        backends.append(route["backend"])
+                        matched = True
+            if not matched and "defaultBackend" in spec:
+                backends.append(spec["defaultBackend"])
+    return backends
+
+
+def test_the_public_ingress_routes_exactly_the_push_and_fill_sync_paths_to_the_gateway(
+    gke: dict[str, dict[str, Any]],
+) -> None:
+    ingress = gke["Ingress"]
+    routes = {
+        route["path"]: route for rule in ingress["spec"]["rules"] for route in rule["http"]["paths"]
+    }
+    assert set(routes) == PUBLIC_PATHS
+    for route in routes.values():
+        assert route["pathType"] == "Exact"
+        service = route["backend"]["service"]
+        assert service["name"] == gke["Service"]["metadata"]["name"]
+        assert service["port"]["number"] == gke["Service"]["spec"]["ports"][0]["port"]
+    assert "defaultBackend" not in ingress["spec"], "unmatched paths must not reach the pods"
+
+
+@pytest.mark.parametrize("path", PRIVATE_PATHS)
+def test_no_public_route_reaches_execute_or_the_admin_endpoints(path: str) -> None:
+    assert _ingress_routes(path) == []
+
+
+@pytest.mark.parametrize("path", sorted(PUBLIC_PATHS))
+def test_the_route_matcher_does_find_the_public_paths(path: str) -> None:
+    assert len(_ingress_routes(path)) == 1  # the check above is not vacuous
+
+
+def test_no_service_is_exposed_outside_the_cluster_by_itself() -> None:
+    for file in files.yaml_files():
+        for doc in files.load_documents(file):
+            if doc["kind"] == "Service" and doc["apiVersion"] == "v1":
+                assert doc["spec"].get("type", "ClusterIP") == "ClusterIP", file
+            assert doc["kind"] not in {"Gateway", "HTTPRoute"}, f"{file}: a second entrance"
+
+
+def test_the_public_ingress_is_https_only_with_a_managed_certificate_for_its_host(
+    gke: dict[str, dict[str, Any]],
+) -> None:
+    ingress = gke["Ingress"]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["kubernetes.io/ingress.class"] == "gce"
+    assert annotations["kubernetes.io/ingress.allow-http"] == "false"
+    certificate = gke["ManagedCertificate"]
+    assert (certificate["apiVersion"], certificate["kind"]) == (
+        "networking.gke.io/v1",
+        "ManagedCertificate",
+    )
+    names = annotations["networking.gke.io/managed-certificates"].split(",")
+    assert certificate["metadata"]["name"] in names
+    hosts = [rule["host"] for rule in ingress["spec"]["rules"]]
+    assert certificate["spec"]["domains"] == hosts
+
+
+def test_the_push_audience_is_the_public_ingress_host(gke: dict[str, dict[str, Any]]) -> None:
+    (host,) = [rule["host"] for rule in gke["Ingress"]["spec"]["rules"]]
+    config = gke["ConfigMap/execution-gateway-config"]["data"]
+    assert config["PUBSUB_PUSH_AUDIENCE"] == f"https://{host}"
+
+
+def test_the_service_uses_container_native_load_balancing_for_the_ingress(
+    gke: dict[str, dict[str, Any]],
+) -> None:
+    annotation = gke["Service"]["metadata"]["annotations"]["cloud.google.com/neg"]
+    assert yaml.safe_load(annotation) == {"ingress": True}
+
+
+def test_the_network_policy_admits_from_outside_the_cluster_only_googles_load_balancers(
+    gke: dict[str, dict[str, Any]],
+) -> None:
+    blocks = [
+        peer["ipBlock"]
+        for rule in gke["NetworkPolicy"]["spec"]["ingress"]
+        for peer in rule["from"]
+        if "ipBlock" in peer
+    ]
+    assert {block["cidr"] for block in blocks} == GOOGLE_LOAD_BALANCER_RANGES
+    assert all("except" not in block for block in blocks)
 
 
 def test_the_service_account_carries_the_workload_identity_annotation(

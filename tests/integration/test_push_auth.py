@@ -20,9 +20,10 @@ from cryptography.x509.oid import NameOID
 from flask.testing import FlaskClient
 from google.auth import crypt, jwt
 
+from backend.execution.errors import ConfigurationError
 from backend.execution.settings import Settings
 from backend.services.execution_service.app import create_app
-from tests.conftest import unique
+from tests.conftest import intent_body, unique
 
 AUDIENCE = "https://execution-gateway.example.run.app/pubsub/push"
 PUSHER = "pubsub-push@demo-project.iam.gserviceaccount.com"
@@ -198,3 +199,130 @@ def test_the_token_never_appears_in_the_answer(client: FlaskClient, signer_and_c
     signer, _ = signer_and_certs
     bad = token(signer, aud="https://someone-else.example")
     assert bad not in push(client, f"Bearer {bad}").get_data(as_text=True)
+
+
+# -- /execute: EXECUTE_AUDIENCE and EXECUTE_ALLOWED_CALLERS (issue 10, finding 11) -------------
+
+EXECUTE_AUDIENCE = "https://execution-gateway.example.run.app"
+STRATEGIES = (
+    "strategy-momentum@demo-project.iam.gserviceaccount.com",
+    "strategy-reversion@demo-project.iam.gserviceaccount.com",
+)
+
+
+@pytest.fixture
+def execute_client(
+    signer_and_certs: Any, firestore_emulator: str, firestore_project: str, pg_dsn: str
+) -> Iterator[FlaskClient]:
+    _, certs = signer_and_certs
+    env = {
+        "GOOGLE_CLOUD_PROJECT": firestore_project,
+        "EXEC_POSTGRES_DSN": pg_dsn,
+        "PUBSUB_PUSH_AUDIENCE": AUDIENCE,
+        "PUBSUB_PUSH_SERVICE_ACCOUNT": PUSHER,
+        "EXECUTE_AUDIENCE": EXECUTE_AUDIENCE,
+        "EXECUTE_ALLOWED_CALLERS": ", ".join(STRATEGIES),
+        "EXEC_OIDC_CERTS_URL": certs.url,
+        # No market data here (no Alpaca keys): the controls that need a price are switched off.
+        "EXEC_MAX_ORDER_NOTIONAL": "off",
+        "EXEC_PRICE_COLLAR_PCT": "off",
+    }
+    app = create_app(Settings.from_env(env))
+    yield app.test_client()
+    app.extensions["service_parts"].close()
+
+
+def execute(client: FlaskClient, authorization: str | None) -> Any:
+    headers = {"Authorization": authorization} if authorization else {}
+    return client.post("/execute", json=intent_body("exec-auth"), headers=headers)
+
+
+@pytest.mark.parametrize("caller", STRATEGIES)
+def test_execute_accepts_a_google_signed_token_of_an_allowed_caller(
+    execute_client: FlaskClient, signer_and_certs: Any, caller: str
+) -> None:
+    signer, _ = signer_and_certs
+    bearer = f"Bearer {token(signer, aud=EXECUTE_AUDIENCE, email=caller)}"
+    response = execute(execute_client, bearer)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "dry_run"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": EXECUTE_AUDIENCE, "email": PUSHER},
+        {"aud": EXECUTE_AUDIENCE, "email": "someone@evil.iam.gserviceaccount.com"},
+        {"aud": EXECUTE_AUDIENCE, "email": STRATEGIES[0], "email_verified": False},
+        {"aud": AUDIENCE, "email": STRATEGIES[0]},
+        {"aud": EXECUTE_AUDIENCE, "email": STRATEGIES[0], "iss": "https://evil.example"},
+    ],
+    ids=[
+        "the-push-account",
+        "an-unlisted-account",
+        "unverified-email",
+        "the-push-audience",
+        "wrong-issuer",
+    ],
+)
+def test_execute_refuses_a_token_that_is_not_an_allowed_callers_for_its_audience(
+    execute_client: FlaskClient,
+    signer_and_certs: Any,
+    firestore_client: Any,
+    claims: dict[str, Any],
+) -> None:
+    signer, _ = signer_and_certs
+    body = intent_body("exec-denied")
+    response = execute_client.post(
+        "/execute", json=body, headers={"Authorization": f"Bearer {token(signer, **claims)}"}
+    )
+    assert response.status_code == 401
+    assert response.get_json()["reason"] == "unauthorized"
+    record = firestore_client.collection("execution_intents").document(body["client_intent_id"])
+    assert not record.get().exists, "nothing is decided for an unauthenticated caller"
+
+
+@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Bearer not-a-jwt"])
+def test_execute_without_a_valid_token_is_401(
+    execute_client: FlaskClient, header: str | None
+) -> None:
+    response = execute(execute_client, header)
+    assert response.status_code == 401
+    assert response.get_json() == {
+        "status": "rejected",
+        "reason": "unauthorized",
+        "retryable": False,
+        "message": response.get_json()["message"],
+    }
+
+
+def test_execute_tokens_do_not_open_the_push_endpoints(
+    execute_client: FlaskClient, signer_and_certs: Any
+) -> None:
+    signer, _ = signer_and_certs
+    strategy = f"Bearer {token(signer, aud=EXECUTE_AUDIENCE, email=STRATEGIES[0])}"
+    assert push(execute_client, strategy).status_code == 401
+    assert push(execute_client, f"Bearer {token(signer)}").status_code == 200
+
+
+def test_without_execute_audience_execute_needs_no_token(client: FlaskClient) -> None:
+    assert execute(client, None).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"EXECUTE_AUDIENCE": EXECUTE_AUDIENCE}, "EXECUTE_AUDIENCE needs EXECUTE_ALLOWED_CALLERS"),
+        ({"EXECUTE_ALLOWED_CALLERS": STRATEGIES[0]}, "has no effect without EXECUTE_AUDIENCE"),
+        (
+            {"EXECUTE_AUDIENCE": EXECUTE_AUDIENCE, "EXECUTE_ALLOWED_CALLERS": "momentum"},
+            "EXECUTE_ALLOWED_CALLERS: not service-account emails: momentum",
+        ),
+    ],
+    ids=["audience-without-callers", "callers-without-audience", "not-an-email"],
+)
+def test_half_an_execute_authentication_setting_stops_start_up(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env(env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import cast
@@ -17,9 +18,10 @@ from backend.execution.adapters.alpaca_broker import order_payload
 from backend.execution.agent_state import AgentStateTracker
 from backend.execution.broker_facts import ReferencePrice
 from backend.execution.decisions import BrokerOrder, ExecutionResult
-from backend.execution.errors import BrokerUnavailable
+from backend.execution.errors import BrokerUnavailable, LedgerUnavailable
 from backend.execution.exposure import BookOrder, PositionRow
 from backend.execution.idempotency import (
+    ABANDONED,
     IN_PROGRESS,
     RETRY_PENDING,
     Claim,
@@ -34,9 +36,15 @@ from backend.execution.risk import RiskSnapshot
 
 
 class InMemoryLedger:
+    """The ledger's contract in memory: an atomic claim per attempt, and each attempt ends once,
+    with its outcome or closed as abandoned by the attempt that takes over after its lease. An
+    attempt that was closed can no longer record (LedgerUnavailable), as with Firestore."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.records: dict[str, IntentRecord] = {}
+        # (client_intent_id, attempt) -> the status that ended it (an outcome, or ABANDONED).
+        self.closed: dict[tuple[str, int], str] = {}
         self.trades: dict[str, dict[str, object]] = {}
         self.unavailable: Exception | None = None
         self.fail_record_outcome = False
@@ -50,15 +58,23 @@ class InMemoryLedger:
             fingerprint = intent.fingerprint()
             if existing is None:
                 self.records[intent.client_intent_id] = IntentRecord(
-                    intent.client_intent_id, IN_PROGRESS, 1, lease, fingerprint=fingerprint
+                    intent.client_intent_id,
+                    IN_PROGRESS,
+                    1,
+                    lease,
+                    fingerprint=fingerprint,
+                    received_at=now,
                 )
                 return Claim(ClaimVerdict.OWNED, attempt=1, lease_until=lease)
             verdict = classify_existing(existing, now, intent.fingerprint())
             if verdict is not ClaimVerdict.OWNED:
                 return Claim(verdict, existing.attempt, existing)
+            if existing.status == IN_PROGRESS:  # its lease ran out: close that attempt
+                self.closed[(intent.client_intent_id, existing.attempt)] = ABANDONED
             attempt = existing.attempt + 1
-            self.records[intent.client_intent_id] = IntentRecord(
-                intent.client_intent_id, IN_PROGRESS, attempt, lease, fingerprint=fingerprint
+            # A merge, as in Firestore: the earlier outcome's fields stay until this one records.
+            self.records[intent.client_intent_id] = replace(
+                existing, status=IN_PROGRESS, attempt=attempt, lease_until=lease
             )
             return Claim(
                 ClaimVerdict.OWNED,
@@ -78,21 +94,21 @@ class InMemoryLedger:
         decided_at: datetime,
     ) -> None:
         if self.fail_record_outcome:
-            from backend.execution.errors import LedgerUnavailable
-
             raise LedgerUnavailable("injected")
         with self._lock:
+            key = (intent.client_intent_id, claim.attempt)
+            if key in self.closed:
+                raise LedgerUnavailable(f"attempt {claim.attempt} was taken over or recorded")
             status = result.status.value if is_final(result.reason) else RETRY_PENDING
-            self.records[intent.client_intent_id] = IntentRecord(
-                intent.client_intent_id,
-                status,
-                claim.attempt,
-                None,
-                result.reason,
-                result.broker_order_id,
-                result.message,
-                tuple(c.to_dict() for c in result.checks),
-                fingerprint=intent.fingerprint(),
+            self.closed[key] = status
+            self.records[intent.client_intent_id] = replace(
+                self.records[intent.client_intent_id],
+                status=status,
+                attempt=claim.attempt,
+                reason=result.reason,
+                broker_order_id=result.broker_order_id,
+                message=result.message,
+                checks=tuple(c.to_dict() for c in result.checks),
             )
             if result.broker_order is not None and result.broker_order_id:
                 self.trades[result.broker_order_id] = {

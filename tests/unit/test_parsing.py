@@ -109,3 +109,36 @@ def test_a_message_without_a_usable_intent_is_a_poison_message(
         del body["message"]["data"]
     with pytest.raises(BadRequest):
         intent_from_push(parse_push_envelope(body))
+
+
+# -- bodies the parser cannot handle are bad requests, never 500s (issue 10, finding 1) -------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 5000,
+        b'{"metadata":' * 3000 + b"1" + b"}" * 3000,
+        b'{"qty": 1e-99999999999999999999}',
+        b'{"qty": ' + b"1" * 5000 + b"}",
+        b"\xff\xfe{}",
+        b'{"a": "\\ud800"}'[:-3],
+    ],
+    ids=["deep-array", "deep-object", "decimal-exponent", "huge-integer", "not-utf8", "cut"],
+)
+def test_a_body_the_json_parser_cannot_handle_is_a_bad_request(raw: bytes) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_json_body(raw)
+    assert caught.value.reason is Reason.INVALID_INTENT
+
+
+def test_a_deeply_nested_intent_inside_a_push_is_a_poison_message() -> None:
+    body = envelope()
+    body["message"]["data"] = base64.b64encode(b"[" * 5000).decode()
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        intent_from_push(parse_push_envelope(body))
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_publish_time_outside_what_utc_can_hold_is_ignored(stamp: str) -> None:
+    assert parse_push_envelope(envelope(publishTime=stamp)).publish_time is None

@@ -37,18 +37,31 @@ class CachedDocument:
         self._lock = threading.Lock()
         self._fetched_at: float | None = None
         self._data: dict[str, Any] | None = None
+        # The last failed read: when it ended, and what it said.
+        self._failed_at: float | None = None
+        self._failure = ""
 
     def get(self) -> dict[str, Any] | None:
-        """The document's fields, or None if it does not exist. Raises TransientError."""
-        with self._lock:  # one reader refreshes; the others wait for its result
+        """The document's fields, or None if it does not exist. Raises TransientError.
+
+        One reader refreshes; the others wait for its result. A read that fails is shared with
+        every caller that was already waiting for it, so a Firestore that never answers costs
+        each request one timeout, not one per request queued ahead of it.
+        """
+        arrived = self._monotonic()
+        with self._lock:
             now = self._monotonic()
             if self._fetched_at is not None and now - self._fetched_at < self._ttl:
                 return self._data
+            if self._failed_at is not None and self._failed_at >= arrived:
+                raise TransientError(self._failure)
             try:
                 snapshot = self._ref.get(retry=None, timeout=self._timeout)
             except gexc.GoogleAPIError as exc:
                 self._fetched_at = None
-                raise TransientError(f"{self.path}: {type(exc).__name__}") from None
+                self._failed_at = self._monotonic()
+                self._failure = f"{self.path}: {type(exc).__name__}"
+                raise TransientError(self._failure) from None
             self._data = snapshot.to_dict() if snapshot.exists else None
             self._fetched_at = now
             return self._data

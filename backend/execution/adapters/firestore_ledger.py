@@ -1,15 +1,27 @@
 """Firestore adapter for decision records (``execution_intents``) and the trade ledger.
 
 Atomicity rests only on ``create()`` preconditions (an atomic "insert if absent", which both real
-Firestore and the test emulator enforce), never on transactions: of any number of concurrent
-claims for one intent id, exactly one creates the record. Later attempts are claimed the same way,
-by creating ``execution_intents/{id}/attempts/{n}``. See docs/LEDGER.md for the schema.
+Firestore and the test emulator enforce), never on transactions or update preconditions:
+
+- of any number of concurrent claims for one intent id, exactly one creates the record
+  (attempt 1); a later attempt ``n`` is claimed by creating ``attempts/{n}``;
+- each attempt ends exactly once, by creating ``outcomes/{n}``: with its outcome when it records
+  one, or as ``abandoned`` by the attempt that takes over after its lease ran out. Whichever
+  create comes second fails, so a slow attempt whose claim was taken over can never record;
+- every write to the record itself rides in a batch behind one of those creates, as its first
+  write. A batch is atomic on Firestore, and the emulator applies a batch in order and stops at
+  the first failed write, so a batch whose create fails writes nothing on either. The record
+  therefore only ever carries the latest attempt's claim and outcome: that is what a redelivery
+  replays.
+
+See docs/LEDGER.md for the schema and docs/EXACTLY_ONCE.md for the argument.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -21,6 +33,7 @@ from backend.execution.clock import trading_date
 from backend.execution.decisions import ExecutionResult, jsonable
 from backend.execution.errors import LedgerUnavailable
 from backend.execution.idempotency import (
+    ABANDONED,
     IN_PROGRESS,
     RETRY_PENDING,
     Claim,
@@ -35,6 +48,7 @@ from backend.execution.vocabulary import Reason
 INTENTS = "execution_intents"
 LEDGER = "ledger_trades"
 ATTEMPTS = "attempts"
+OUTCOMES = "outcomes"
 # A takeover that keeps losing races is bounded; the caller is told the intent is in progress.
 _MAX_TAKEOVER_STEPS = 8
 
@@ -47,6 +61,8 @@ class FirestoreLedger:
     ) -> None:
         self._db = client
         self._timeout = timeout_s
+        # Retries transient errors (UNAVAILABLE, ...) until timeout_s; each try also ends at
+        # timeout_s, so a server that never answers costs one timeout, not a retry loop.
         self._read_retry = Retry(initial=0.05, maximum=0.5, multiplier=2.0, timeout=timeout_s)
         self._instance = instance_id or socket.gethostname()
 
@@ -76,7 +92,10 @@ class FirestoreLedger:
             pass
         except gexc.GoogleAPIError as exc:
             raise LedgerUnavailable(_describe(exc)) from None
-        return self._claim_existing(ref, now, lease_until, intent.fingerprint())
+        try:
+            return self._take_over(ref, now, lease_until, intent.fingerprint())
+        except gexc.GoogleAPIError as exc:
+            raise LedgerUnavailable(_describe(exc)) from None
 
     def record_outcome(
         self,
@@ -99,10 +118,14 @@ class FirestoreLedger:
             "decided_at": decided_at,
             "updated_at": decided_at,
         }
+        ref = self._db.collection(INTENTS).document(intent.client_intent_id)
+        outcome_ref = ref.collection(OUTCOMES).document(str(claim.attempt))
+        write_id = uuid.uuid4().hex
         batch = self._db.batch()
-        batch.set(
-            self._db.collection(INTENTS).document(intent.client_intent_id), decision, merge=True
-        )
+        # First, so that if this attempt was already closed (taken over after its lease ran
+        # out) nothing of this batch is written: not the record, not the ledger.
+        batch.create(outcome_ref, decision | {"recorded_by": self._instance, "write_id": write_id})
+        batch.set(ref, decision, merge=True)
         order = result.broker_order
         if order is not None and result.broker_order_id:
             entry = {
@@ -121,8 +144,7 @@ class FirestoreLedger:
             }
             ledger_ref = self._db.collection(LEDGER).document(order.broker_order_id)
             batch.set(ledger_ref, entry, merge=True)
-            # The order's event history starts here. A deterministic id and a full set (not
-            # create, which would fail the whole batch if a retried commit had landed) keep a
+            # The order's event history starts here. A deterministic id and a full set keep a
             # replay from ever adding a second event.
             kind = "adopted" if result.adopted else "submitted"
             event_id = f"adopted-{claim.attempt}" if result.adopted else "submitted"
@@ -138,6 +160,15 @@ class FirestoreLedger:
             batch.set(ledger_ref.collection("events").document(event_id), event)
         try:
             batch.commit(retry=self._read_retry, timeout=self._timeout)
+        except gexc.AlreadyExists:
+            # Either a retried commit whose first try landed (our own write), or this attempt
+            # was closed by a later one: then its outcome must not count, and the caller is told
+            # it was not recorded, so the next delivery replays the later attempt's outcome.
+            if not self._is_own_write(outcome_ref, write_id):
+                raise LedgerUnavailable(
+                    f"attempt {claim.attempt} had already ended (taken over by a later attempt "
+                    "after its lease ran out); its outcome was not recorded"
+                ) from None
         except gexc.GoogleAPIError as exc:
             raise LedgerUnavailable(_describe(exc)) from None
 
@@ -154,63 +185,83 @@ class FirestoreLedger:
 
     # -- takeover of an earlier attempt -------------------------------------------------------
 
-    def _claim_existing(
+    def _take_over(
         self,
         ref: firestore.DocumentReference,
         now: datetime,
         lease_until: datetime,
         fingerprint: str,
     ) -> Claim:
+        """Claims the next attempt of an intent whose record exists, if its state allows it."""
         existing = self.load(ref.id)
-        if existing is None:  # deleted between our create and read: treat as busy, retry later
-            return Claim(ClaimVerdict.IN_PROGRESS, attempt=0)
-        verdict = classify_existing(existing, now, fingerprint)
-        if verdict is not ClaimVerdict.OWNED:
-            return Claim(verdict, attempt=existing.attempt, record=existing)
-        attempt = existing.attempt + 1
-        try:
-            for _ in range(_MAX_TAKEOVER_STEPS):
-                attempt_ref = ref.collection(ATTEMPTS).document(str(attempt))
-                try:
-                    attempt_ref.create(
-                        {
-                            "attempt": attempt,
-                            "lease_until": lease_until,
-                            "claimed_by": self._instance,
-                            "claimed_at": now,
-                        },
-                        retry=None,
-                        timeout=self._timeout,
-                    )
-                except gexc.AlreadyExists:
-                    other = attempt_ref.get(retry=self._read_retry, timeout=self._timeout).to_dict()
-                    other_lease = (other or {}).get("lease_until")
-                    if isinstance(other_lease, datetime) and other_lease > now:
-                        return Claim(ClaimVerdict.IN_PROGRESS, attempt=attempt, record=existing)
-                    attempt += 1  # that attempt's owner died before finishing; move past it
-                    continue
-                ref.set(
+        target = existing.attempt + 1 if existing else 0
+        for _ in range(_MAX_TAKEOVER_STEPS):
+            if existing is None:  # deleted between our create and read: treat as busy
+                return Claim(ClaimVerdict.IN_PROGRESS, attempt=0)
+            verdict = classify_existing(existing, now, fingerprint)
+            if verdict is not ClaimVerdict.OWNED:
+                return Claim(verdict, attempt=existing.attempt, record=existing)
+            batch = self._db.batch()
+            if existing.status == IN_PROGRESS:
+                # Its owner's lease ran out without an outcome: close that attempt, so that a
+                # late outcome from it can no longer be recorded.
+                batch.create(
+                    ref.collection(OUTCOMES).document(str(existing.attempt)),
                     {
-                        "status": IN_PROGRESS,
-                        "attempt": attempt,
-                        "lease_until": lease_until,
-                        "claimed_by": self._instance,
-                        "updated_at": now,
+                        "status": ABANDONED,
+                        "attempt": existing.attempt,
+                        "closed_by": self._instance,
+                        "closed_at": now,
+                        "closed_for_attempt": target,
                     },
-                    merge=True,
-                    retry=self._read_retry,
-                    timeout=self._timeout,
                 )
+            claim = {"lease_until": lease_until, "claimed_by": self._instance}
+            batch.create(
+                ref.collection(ATTEMPTS).document(str(target)),
+                {"attempt": target, "claimed_at": now} | claim,
+            )
+            batch.set(
+                ref,
+                {"status": IN_PROGRESS, "attempt": target, "updated_at": now} | claim,
+                merge=True,
+            )
+            try:
+                # retry=None, as for the first claim: a retried create would look like a loss.
+                batch.commit(retry=None, timeout=self._timeout)
                 return Claim(
                     ClaimVerdict.OWNED,
-                    attempt=attempt,
+                    attempt=target,
                     record=existing,
                     resumes_earlier_attempt=True,
                     lease_until=lease_until,
                 )
+            except gexc.AlreadyExists:
+                pass
+            latest = self.load(ref.id)
+            if latest is not None and (latest.attempt, latest.status) == (
+                existing.attempt,
+                existing.status,
+            ):
+                # Nobody moved the record on, so attempts/{target} is a claim whose owner never
+                # wrote the record (left by a version that claimed in two writes). Move past it
+                # once its lease is over.
+                orphan = ref.collection(ATTEMPTS).document(str(target))
+                data = orphan.get(retry=self._read_retry, timeout=self._timeout).to_dict() or {}
+                lease = data.get("lease_until")
+                if not isinstance(lease, datetime) or lease > now:
+                    return Claim(ClaimVerdict.IN_PROGRESS, attempt=target, record=existing)
+                target += 1
+                continue
+            existing = latest
+            target = existing.attempt + 1 if existing else 0
+        return Claim(ClaimVerdict.IN_PROGRESS, attempt=target, record=existing)
+
+    def _is_own_write(self, outcome_ref: firestore.DocumentReference, write_id: str) -> bool:
+        try:
+            snapshot = outcome_ref.get(retry=self._read_retry, timeout=self._timeout)
         except gexc.GoogleAPIError as exc:
             raise LedgerUnavailable(_describe(exc)) from None
-        return Claim(ClaimVerdict.IN_PROGRESS, attempt=attempt, record=existing)
+        return (snapshot.to_dict() or {}).get("write_id") == write_id
 
 
 def intent_fields(intent: OrderIntent) -> dict[str, Any]:
@@ -225,6 +276,7 @@ def _to_record(client_intent_id: str, data: dict[str, Any] | None) -> IntentReco
     data = data or {}
     reason = data.get("reason")
     lease = data.get("lease_until")
+    received = data.get("received_at")
     return IntentRecord(
         client_intent_id=client_intent_id,
         status=str(data.get("status", IN_PROGRESS)),
@@ -235,6 +287,7 @@ def _to_record(client_intent_id: str, data: dict[str, Any] | None) -> IntentReco
         message=str(data.get("message") or ""),
         checks=tuple(data.get("checks") or ()),
         fingerprint=data.get("intent_fingerprint"),
+        received_at=received if isinstance(received, datetime) else None,
     )
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from backend.execution import bootstrap
 from backend.execution.bootstrap import ServiceParts
@@ -22,7 +23,7 @@ from backend.execution.settings import Settings
 from backend.execution.vocabulary import Reason
 from backend.services.execution_service import contract
 from backend.services.execution_service.admin import register_admin
-from backend.services.execution_service.auth import OidcVerifier, Unauthorized
+from backend.services.execution_service.auth import CachingRequest, OidcVerifier, Unauthorized
 from backend.services.execution_service.console import register_console
 from backend.services.execution_service.logs import (
     configure_logging,
@@ -39,6 +40,8 @@ from backend.services.execution_service.parsing import (
 )
 
 log = logging.getLogger(__name__)
+
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.json")
 
 
 def create_app(settings: Settings | None = None, deps: ServiceParts | None = None) -> Flask:
@@ -80,6 +83,11 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
     def healthz() -> Response:
         return jsonify(status="ok")
 
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        # The HTTP contract (docs/openapi.json links to this file), served as written.
+        return Response(OPENAPI_DOCUMENT.read_bytes(), mimetype="application/json")
+
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
         if drain.active:
@@ -96,7 +104,7 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
         result = engine.execute_intent(intent, _context("execute"))
         return _respond(result, contract.execute_status(result))
 
-    verifier = _push_verifier(settings)
+    verifiers = _verifiers(settings)
 
     @app.before_request
     def _refuse_new_work_while_draining() -> tuple[Response, int, dict[str, str]] | None:
@@ -106,10 +114,11 @@ def create_app(settings: Settings | None = None, deps: ServiceParts | None = Non
         return None
 
     @app.before_request
-    def _authenticate_push() -> tuple[Response, int] | None:
-        # Only Pub/Sub and Cloud Scheduler may drive these two; /execute is protected by the
-        # platform (Cloud Run IAM, ingress, NetworkPolicy).
-        if verifier is None or request.path not in ("/pubsub/push", "/sync-fills"):
+    def _authenticate() -> tuple[Response, int] | None:
+        # Pub/Sub and Cloud Scheduler drive /pubsub/push and /sync-fills; named service
+        # accounts call /execute. A path without a verifier is open (or has its own key).
+        verifier = verifiers.get(request.path)
+        if verifier is None:
             return None
         try:
             verifier.verify(request.headers.get("Authorization"))
@@ -181,12 +190,24 @@ class Drain:
             )
 
 
-def _push_verifier(settings: Settings) -> OidcVerifier | None:
-    if settings.push_audience is None:
-        return None
-    return OidcVerifier(
-        settings.push_audience, settings.push_service_account, certs_url=settings.oidc_certs_url
-    )
+def _verifiers(settings: Settings) -> dict[str, OidcVerifier]:
+    """Path -> the OIDC verifier guarding it; one certificate cache for all of them."""
+    certs = CachingRequest()
+    verifiers: dict[str, OidcVerifier] = {}
+    if settings.push_audience is not None:
+        allowed = None if settings.push_service_account is None else {settings.push_service_account}
+        push = OidcVerifier(
+            settings.push_audience, allowed, certs_url=settings.oidc_certs_url, request=certs
+        )
+        verifiers |= {"/pubsub/push": push, "/sync-fills": push}
+    if settings.execute_audience is not None:
+        verifiers["/execute"] = OidcVerifier(
+            settings.execute_audience,
+            settings.execute_allowed_callers,
+            certs_url=settings.oidc_certs_url,
+            request=certs,
+        )
+    return verifiers
 
 
 def _json_body() -> bytes:
@@ -258,6 +279,13 @@ def _register_errors(app: Flask) -> None:
             )
             return _bad_request_body(BadRequest(message)), 200
         return refusal(Reason.INVALID_REQUEST, message)[0], 413
+
+    @app.errorhandler(InternalServerError)
+    def _unexpected(exc: InternalServerError) -> tuple[Response, int, dict[str, str]]:
+        # An exception outside the engine (Flask has logged its traceback). Like the engine's own
+        # unexpected errors: internal_error, retryable, never a bare 500.
+        body, status = refusal(Reason.INTERNAL_ERROR, "unexpected error; nothing was decided")
+        return body, status, {"Retry-After": "1"}
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:

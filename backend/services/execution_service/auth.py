@@ -1,8 +1,9 @@
-"""Verifies the Google-signed OIDC token that Pub/Sub push and Cloud Scheduler send.
+"""Verifies Google-signed OIDC tokens: the one Pub/Sub push and Cloud Scheduler send, and the
+one callers of /execute send.
 
-Only when PUBSUB_PUSH_AUDIENCE is set. The audience is always passed (without it the library
-would not check it), the issuer must be Google, and the ``email`` claim must be the configured
-push service account and verified. Google's signing certificates are cached for as long as
+Only when an audience is configured (PUBSUB_PUSH_AUDIENCE, EXECUTE_AUDIENCE). The audience is
+always passed (without it the library would not check it), the issuer must be Google, and the
+``email`` claim must be one of the allowed service accounts, and verified. Google's signing certificates are cached for as long as
 their Cache-Control allows, so a burst of pushes costs no certificate fetch.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import google.auth.exceptions
@@ -71,16 +72,20 @@ class CachingRequest(google.auth.transport.Request):
 
 
 class OidcVerifier:
+    """``allowed_emails`` None accepts any Google-signed token for the audience (the push
+    endpoints without PUBSUB_PUSH_SERVICE_ACCOUNT); otherwise the token's verified email must
+    be one of them. Share one ``request`` between verifiers to share the certificate cache."""
+
     def __init__(
         self,
         audience: str,
-        service_account: str | None,
+        allowed_emails: Collection[str] | None,
         *,
         certs_url: str = GOOGLE_CERTS_URL,
         request: google.auth.transport.Request | None = None,
     ) -> None:
         self._audience = audience
-        self._service_account = service_account
+        self._allowed = frozenset(allowed_emails) if allowed_emails is not None else None
         self._certs_url = certs_url
         self._request = request or CachingRequest()
 
@@ -96,8 +101,8 @@ class OidcVerifier:
             raise Unauthorized(f"invalid token: {type(exc).__name__}") from None
         if claims.get("iss") not in GOOGLE_ISSUERS:
             raise Unauthorized("token not issued by Google")
-        if self._service_account is not None:
-            if claims.get("email") != self._service_account:
+        if self._allowed is not None:
+            if claims.get("email") not in self._allowed:
                 raise Unauthorized("token is for another service account")
             if claims.get("email_verified") is not True:
                 raise Unauthorized("token email is not verified")

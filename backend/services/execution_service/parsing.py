@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -49,8 +49,15 @@ def loads_exact(raw: bytes | str) -> Any:
 def parse_json_body(raw: bytes) -> Any:
     try:
         return loads_exact(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # "[" * 5000 is 5 KB of valid-looking JSON that the parser cannot descend into.
+        raise BadRequest("body is not usable JSON: it is nested too deeply") from None
+    except Exception as exc:
+        # Every parser failure is a fact about the input: ValueError (syntax, NaN, a 5000-digit
+        # integer), decimal.InvalidOperation (1e-99999999999999999999), UnicodeDecodeError. The
+        # body can never be read, so it is 400 (or an acked poison message), never a 500 that
+        # Pub/Sub would redeliver forever.
+        raise BadRequest(f"body is not valid JSON: {type(exc).__name__}: {exc}"[:300]) from None
 
 
 def parse_intent(data: Any) -> OrderIntent:
@@ -66,6 +73,8 @@ def parse_intent(data: Any) -> OrderIntent:
         )
     try:
         return OrderIntent.model_validate(data)
+    except RecursionError:
+        raise BadRequest("the intent is nested too deeply", client_intent_id=shown_id) from None
     except ValidationError as exc:
         errors = [
             {
@@ -137,6 +146,8 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        # An instant outside years 1-9999 in UTC cannot be aged or stored: ignore it like any
+        # other unusable publishTime.
+        return parsed.astimezone(UTC) if parsed.tzinfo else None
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else None
