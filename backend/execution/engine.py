@@ -10,8 +10,9 @@ goes through a port. The public library API lives here::
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
@@ -29,8 +30,9 @@ from backend.execution.context_reader import (
     reduce_only_source,
 )
 from backend.execution.controls.book_rules import trips_latch
-from backend.execution.controls.context import ControlContext, OrderContext, Stage
-from backend.execution.controls.table import CONTROLS, run_stage
+from backend.execution.controls.context import ControlContext, Fact, OrderContext, Stage
+from backend.execution.controls.table import CONTROLS, facts_needed, run_stage
+from backend.execution.deadline import Step, StepCosts, fits
 from backend.execution.decision_log import log_decision
 from backend.execution.decisions import (
     CheckResult,
@@ -98,6 +100,8 @@ class _Attempt:
     may_hold_reservation: bool
     # The broker may have the order even though we have no answer: keep the reservation.
     order_may_exist: bool = False
+    # When (monotonic) the answer is due: EXEC_REQUEST_DEADLINE_S after the request arrived.
+    deadline_at: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class ExecutionEngine:
         agent: AgentStateTracker | None = None,
         broker_account: BrokerAccountSource | None = None,
         facts: FactSources | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         # Imported here: the composition root imports this module to build engines.
         from backend.execution import bootstrap
@@ -159,6 +164,8 @@ class ExecutionEngine:
         self.heartbeat: HeartbeatSource | None = built.heartbeat
         self.agent: AgentStateTracker = built.agent
         self.clock: Clock = clock or SystemClock()
+        self._monotonic = monotonic
+        self._costs = StepCosts(self.settings.broker_timeout_s, self.settings.io_timeout_s)
         self._closers = built.closers
         if not self.dry_run and self.settings.broker_account_id is None:
             # Every order goes to the one account behind the keys: without naming it, any label
@@ -180,8 +187,9 @@ class ExecutionEngine:
     ) -> ExecutionResult:
         context = context or IntentContext()
         now = self.clock.now()
+        deadline_at = self._monotonic() + self.settings.request_deadline_s
         try:
-            result = self._execute(intent, context, now)
+            result = self._execute(intent, context, now, deadline_at)
         except Exception as exc:  # a failure around the claim or the record: nothing was sent
             result = self._unexpected(intent, exc, now)
         if result.reason is not Reason.INTERNAL_ERROR:
@@ -244,7 +252,7 @@ class ExecutionEngine:
     # -- the pipeline -----------------------------------------------------------------------
 
     def _execute(
-        self, intent: OrderIntent, context: IntentContext, now: datetime
+        self, intent: OrderIntent, context: IntentContext, now: datetime, deadline_at: float
     ) -> ExecutionResult:
         try:
             claim = self._claim(intent, context, now)
@@ -258,7 +266,11 @@ class ExecutionEngine:
         if claim.verdict is ClaimVerdict.IN_PROGRESS:
             return outcomes.in_progress(intent, claim.record, self.clock.now())
 
-        attempt = _Attempt(claim.lease_until, may_hold_reservation=claim.resumes_earlier_attempt)
+        attempt = _Attempt(
+            claim.lease_until,
+            may_hold_reservation=claim.resumes_earlier_attempt,
+            deadline_at=deadline_at,
+        )
         try:
             result = self._decide_and_route(intent, context, claim, now, attempt)
         except Exception as exc:
@@ -295,6 +307,10 @@ class ExecutionEngine:
             # order it placed (if any) is adopted, never placed a second time.
             earlier = claim.record.checks if claim.record else ()
             previous = PreTradeDecision(tuple(check_from_dict(c) for c in earlier))
+            late = self._out_of_time(intent, attempt, Step.MARKET_DATA, previous)
+            if late is not None:  # the lookup is a broker call: it must fit too
+                attempt.order_may_exist = True  # not looked up: the earlier order may exist
+                return late
             adopted = self._adopt_existing_order(intent, attempt, previous)
             if adopted is not None:
                 return adopted
@@ -325,6 +341,10 @@ class ExecutionEngine:
         reduce_only = reduce_only_source(
             self.settings, [r.source for r in gate_seen.kill_switch if r.reduce_only]
         )
+        if Fact.REFERENCE_PRICE in facts_needed(self.settings):
+            late = self._out_of_time(intent, attempt, Step.MARKET_DATA, decision)
+            if late is not None:
+                return late
         order_context = read_order_context(intent, now, day, self.settings, self.facts, reduce_only)
         decision = decision.plus(
             run_stage(Stage.ORDER, intent, ControlContext(order_context), self.settings)
@@ -332,6 +352,9 @@ class ExecutionEngine:
         if not decision.allowed:  # refused on the order itself: no Postgres round trip
             return outcomes.rejected_by_checks(intent, decision)
 
+        late = self._out_of_time(intent, attempt, Step.BOOK, decision)
+        if late is not None:
+            return late
         decision = decision.plus(self._book_checks(intent, day, order_context, attempt))
         if not decision.allowed:
             return outcomes.rejected_by_checks(intent, decision)
@@ -416,6 +439,9 @@ class ExecutionEngine:
     ) -> ExecutionResult:
         if self.broker.simulated:
             return outcomes.dry_run(intent, decision)
+        late = self._out_of_time(intent, attempt, Step.BROKER, decision)
+        if late is not None:  # nothing sent: the reservation is released, a redelivery decides
+            return late
         if not self._lease_covers_a_broker_call(attempt):
             # Sending now could outlive our claim and race a takeover: give the slot back and
             # let the next attempt (with a fresh lease) send it.
@@ -454,6 +480,24 @@ class ExecutionEngine:
             attempt.order_may_exist = exc.outcome_unknown
             return outcomes.refused(intent, Reason.BROKER_UNAVAILABLE, str(exc), decision)
         return outcomes.submitted(intent, decision, order)
+
+    def _out_of_time(
+        self, intent: OrderIntent, attempt: _Attempt, step: Step, decision: PreTradeDecision
+    ) -> ExecutionResult | None:
+        """A refusal if the step, and the writes after it, no longer fit in the deadline."""
+        remaining = attempt.deadline_at - self._monotonic()
+        if fits(step, self._costs, remaining_s=remaining):
+            return None
+        used = self.settings.request_deadline_s - remaining
+        return outcomes.refused(
+            intent,
+            Reason.REQUEST_DEADLINE_EXCEEDED,
+            f"{used:.1f}s of the request's {self.settings.request_deadline_s:g}s are used and "
+            f"{step.value} could take {self._costs.worst_case_s(step):g}s more: not started; "
+            "retry",
+            decision,
+            retry_after_s=1,
+        )
 
     def _lease_covers_a_broker_call(self, attempt: _Attempt) -> bool:
         if attempt.lease_until is None:

@@ -143,6 +143,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "trading_mode": ("TRADING_MODE",),
     "broker_timeout_s": ("EXEC_BROKER_TIMEOUT_S",),
     "io_timeout_s": ("EXEC_IO_TIMEOUT_S",),
+    "request_deadline_s": ("EXEC_REQUEST_DEADLINE_S",),
     "claim_lease_s": ("EXEC_CLAIM_LEASE_S",),
     "duplicate_wait_s": ("EXEC_DUPLICATE_WAIT_S",),
     "sync_budget_s": ("EXEC_SYNC_BUDGET_S",),
@@ -235,8 +236,10 @@ class Settings(BaseModel):
     alpaca_secret_key: SecretStr | None = None
     alpaca_trading_host: str = Field(default=PAPER_HOST, pattern=r"^https?://[^/]+(:\d+)?/?$")
     trading_mode: Literal["PAPER", "LIVE"] = "PAPER"
-    broker_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    io_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    broker_timeout_s: float = Field(default=2.5, gt=0, le=60)
+    io_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    # Every answer within this, so Pub/Sub (10 s ack deadline) never redelivers a running one.
+    request_deadline_s: float = Field(default=9.0, gt=0, le=600)
     claim_lease_s: float = Field(default=45.0, gt=0)
     duplicate_wait_s: float = Field(default=2.0, ge=0, le=8)
     sync_budget_s: float = Field(default=20.0, gt=0, le=3600)
@@ -351,6 +354,15 @@ class Settings(BaseModel):
             raise ValueError(
                 "EXEC_BROKER_ACCOUNT_ID must be the verified ALPACA_ACCOUNT_NUMBER when that is "
                 "set, so that one Alpaca account is one set of limits"
+            )
+        # Routing for real, the claim, then a broker call with its settle and record, must fit
+        # in the deadline, or no intent could ever be routed.
+        routable = 2 * self.broker_timeout_s + 3 * self.io_timeout_s
+        if not self.dry_run and self.request_deadline_s < routable:
+            raise ValueError(
+                f"EXEC_REQUEST_DEADLINE_S ({self.request_deadline_s:g}) leaves no time for a "
+                f"broker call: it needs 2 x EXEC_BROKER_TIMEOUT_S + 3 x EXEC_IO_TIMEOUT_S = "
+                f"{routable:g}"
             )
         if self.error_backoff_max_s < self.error_backoff_base_s:
             raise ValueError("EXEC_AGENT_ERROR_BACKOFF_MAX_S must be >= EXEC_AGENT_ERROR_BACKOFF_S")

@@ -68,6 +68,9 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     # This instance received SIGTERM and takes no new work.
     SHUTTING_DOWN = "shutting_down"
+    # The request's deadline (EXEC_REQUEST_DEADLINE_S) left no time for the next step, which
+    # was not started: nothing was sent; a redelivery decides again.
+    REQUEST_DEADLINE_EXCEEDED = "request_deadline_exceeded"
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ REASON_RULES: Mapping[Reason, ReasonRule] = MappingProxyType(
         Reason.LEDGER_UNAVAILABLE: _RETRY_503,
         Reason.INTERNAL_ERROR: _RETRY_503,
         Reason.SHUTTING_DOWN: _RETRY_503,
+        Reason.REQUEST_DEADLINE_EXCEEDED: _RETRY_503,
         # A duplicate still in progress is nacked, not acked: an ack would settle the message
         # for Pub/Sub, and if the attempt holding the claim then ended retryable, its own nack
         # would come too late and the intent would be lost. On /execute it is a 409 (the

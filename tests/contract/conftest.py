@@ -102,7 +102,7 @@ def gateway(
         values = standin_env(alpaca) | {
             "GOOGLE_CLOUD_PROJECT": firestore_project,
             "EXEC_POSTGRES_DSN": pg_dsn,
-            "EXEC_IO_TIMEOUT_S": "2",
+            "EXEC_IO_TIMEOUT_S": "1",
             "EXEC_DRY_RUN": "0",
             "AGENT_MODE": "LIVE",
             "EXEC_BROKER_TIMEOUT_S": "2",
