@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from backend.execution import exposure, risk
+from backend.execution.adapters.postgres_console_reads import PostgresConsoleReads
 from backend.execution.adapters.postgres_pool import open_pool
 from backend.execution.adapters.postgres_risk_book import PostgresRiskBook
 from backend.execution.decisions import BrokerOrder
@@ -228,3 +229,26 @@ def test_an_error_inside_the_hold_rolls_the_reservation_back_and_frees_the_locks
         raise ZeroDivisionError
     with book.hold(order(account), DAY, exclusive=True) as hold:  # not blocked by a stale lock
         assert hold.snapshot.trades_today == 0  # the reservation never committed
+
+
+def test_the_console_sees_the_same_exposure_as_the_limit(
+    book: PostgresRiskBook, set_position: Any, pg_dsn: str
+) -> None:
+    account = unique("acct")
+    set_position(account, "SPY", "40")
+    working = order(account, qty="30")
+    assert check_and_reserve(book, working, 100, "1000")
+    book.record_placed(working, DAY, placed(working, unique("o")))
+    carried = order(account, qty="20", side="sell")
+    assert check_and_reserve(book, carried, 100, "1000")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # filled long before the row's time
+        conn.execute(
+            "UPDATE public.execution_orders SET state = 'final', filled_qty = 20,"
+            " filled_as_of = now() - interval '1 hour' WHERE client_intent_id = %s",
+            (carried.client_intent_id,),
+        )
+    console = PostgresConsoleReads(book._pool, timeout_s=5, position_skew_s=10)
+    seen = console.exposure_inputs(account, DAY)
+    shown = exposure.exposure(seen.positions["SPY"], seen.orders.get("SPY", []), skew=SKEW)
+    assert shown == current_exposure(book, account)
+    assert (shown.position, shown.working_buy, shown.working_sell) == (40, 30, 0)

@@ -9,7 +9,6 @@ same inputs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,27 +17,26 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from backend.execution.adapters.postgres_risk_book import book_order_from_json, json_list
 from backend.execution.errors import RiskDataUnavailable
-from backend.execution.exposure import BookOrder, Fill, PositionRow
-from backend.execution.intent import Side
+from backend.execution.exposure import BookOrder, PositionRow
 
 # Every symbol with a position row or an order that may still count. Per order: its fills after
 # the symbol's horizon (the position row's time minus the skew) one by one, and those before it
 # as one total, exactly as postgres_risk_book's snapshot does for one symbol.
 _EXPOSURE = """
 WITH positions AS (
-    SELECT symbol, qty, updated_at FROM public.broker_positions
+    SELECT symbol, qty, least(updated_at, clock_timestamp()) AS updated_at
+    FROM public.broker_positions
     WHERE broker_account_id = %(account)s
 ), orders AS (
-    SELECT o.client_intent_id, o.symbol, o.side, o.qty, o.filled_qty, o.state,
+    SELECT o.client_intent_id, o.symbol, o.side, o.qty, o.filled_qty, o.state, o.filled_as_of,
+           o.last_fill_at, o.fills_qty,
            coalesce(p.updated_at - make_interval(secs => %(skew)s),
                     '-infinity'::timestamptz) AS horizon
     FROM public.execution_orders o
     LEFT JOIN positions p ON p.symbol = o.symbol
     WHERE o.broker_account_id = %(account)s AND o.state <> 'released'
-      AND (o.state IN ('reserved', 'working') OR o.filled_qty > o.fills_qty
-           OR o.last_fill_at > coalesce(p.updated_at - make_interval(secs => %(skew)s),
-                                        '-infinity'::timestamptz))
 )
 SELECT
     (SELECT coalesce(json_agg(json_build_array(symbol, qty::text, updated_at)), '[]'::json)
@@ -46,6 +44,7 @@ SELECT
     (SELECT coalesce(json_agg(json_build_object(
         'id', o.client_intent_id, 'symbol', o.symbol, 'side', o.side, 'qty', o.qty::text,
         'filled_qty', o.filled_qty::text, 'working', o.state IN ('reserved', 'working'),
+        'filled_as_of', o.filled_as_of,
         'recent', (SELECT coalesce(json_agg(json_build_array(f.qty::text, f.transaction_time)),
                                    '[]'::json)
                    FROM public.execution_fills f
@@ -55,7 +54,9 @@ SELECT
                   FROM public.execution_fills f
                   WHERE f.client_intent_id = o.client_intent_id
                     AND f.transaction_time <= o.horizon)
-    )), '[]'::json) FROM orders o),
+    )), '[]'::json) FROM orders o
+     WHERE o.state IN ('reserved', 'working') OR o.last_fill_at > o.horizon
+        OR (o.filled_qty > o.fills_qty AND coalesce(o.filled_as_of > o.horizon, true))),
     (SELECT count(*) FROM public.execution_orders
      WHERE broker_account_id = %(account)s AND trading_date = %(day)s AND state <> 'released')
 """
@@ -121,12 +122,12 @@ class PostgresConsoleReads:
         params = {"account": broker_account_id, "skew": self._skew, "day": day}
         (positions, orders, trades), *_ = self._run(_EXPOSURE, params)
         by_symbol: dict[str, list[BookOrder]] = {}
-        for item in _json_list(orders):
-            by_symbol.setdefault(str(item["symbol"]), []).append(_book_order(item))
+        for item in json_list(orders):
+            by_symbol.setdefault(str(item["symbol"]), []).append(book_order_from_json(item))
         return ExposureInputs(
             positions={
                 str(symbol): PositionRow(Decimal(qty), _time(at))
-                for symbol, qty, at in _json_list(positions)
+                for symbol, qty, at in json_list(positions)
             },
             orders=by_symbol,
             trades_today=int(trades),
@@ -170,26 +171,6 @@ def _book_row(r: tuple[Any, ...]) -> ConsoleBookRow:
         updated_at=r[14],
         final_at=r[15],
     )
-
-
-def _book_order(item: dict[str, Any]) -> BookOrder:
-    fills = [Fill(Decimal(qty), _time(at)) for qty, at in item["recent"]]
-    older = item.get("older")
-    if older and older[0] is not None:
-        fills.append(Fill(Decimal(older[0]), _time(older[1])))
-    return BookOrder(
-        client_intent_id=str(item["id"]),
-        side=Side(item["side"]),
-        qty=Decimal(item["qty"]),
-        filled_qty=Decimal(item["filled_qty"]),
-        fills=tuple(fills),
-        working=bool(item["working"]),
-    )
-
-
-def _json_list(value: object) -> list[Any]:
-    parsed = json.loads(value) if isinstance(value, str | bytes) else value
-    return list(parsed) if isinstance(parsed, list) else []
 
 
 def _time(value: Any) -> datetime:

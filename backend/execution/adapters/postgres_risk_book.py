@@ -277,12 +277,12 @@ def _snapshot(row: tuple[object, ...] | None) -> RiskSnapshot:
         if qty is not None and isinstance(as_of, datetime)
         else None
     )
-    recent, frees_in = _json_list(rate) if rate is not None else [0, None]
-    latched = _json_list(latch) if latch is not None else None
+    recent, frees_in = json_list(rate) if rate is not None else [0, None]
+    latched = json_list(latch) if latch is not None else None
     return RiskSnapshot(
         trades_today=int(str(trades)),
         position=position,
-        orders=tuple(_book_order(item) for item in _json_list(orders)),
+        orders=tuple(book_order_from_json(item) for item in json_list(orders)),
         orders_last_minute=int(recent or 0),
         rate_frees_in_s=float(frees_in) if frees_in is not None else None,
         repeats_in_window=int(str(repeats)),
@@ -294,11 +294,13 @@ def _snapshot(row: tuple[object, ...] | None) -> RiskSnapshot:
 def _halt(value: object) -> tuple[str, str] | None:
     if value is None:
         return None
-    state, set_at, set_by, reason = _json_list(value)
+    state, set_at, set_by, reason = json_list(value)
     return str(state), f"by {set_by} at {set_at}: {reason}"
 
 
-def _book_order(item: dict[str, Any]) -> BookOrder:
+def book_order_from_json(item: dict[str, Any]) -> BookOrder:
+    """One order of a snapshot's JSON (also the console's): its fills after the horizon one by
+    one, and those before it as one total."""
     fills = [Fill(Decimal(qty), _time(at)) for qty, at in item["recent"]]
     older = item.get("older")
     if older and older[0] is not None:
@@ -314,7 +316,7 @@ def _book_order(item: dict[str, Any]) -> BookOrder:
     )
 
 
-def _json_list(value: object) -> list[Any]:
+def json_list(value: object) -> list[Any]:
     parsed = json.loads(value) if isinstance(value, str | bytes) else value
     return list(parsed) if isinstance(parsed, list) else []
 
