@@ -86,7 +86,12 @@ def _p50_ms(samples: list[Sample]) -> float | None:
 
 
 def drive(
-    url: str, rate: float, duration_s: float, flip: Any, order: dict[str, str] | None = None
+    url: str,
+    rate: float,
+    duration_s: float,
+    flip: Any,
+    order: dict[str, str] | None = None,
+    account: str = DRILL_ACCOUNT,
 ) -> DrillResult:
     """Sends ``rate`` intents/s for ``duration_s``; calls ``flip()`` halfway; bounded in time.
     ``order`` overrides the intent's order fields (a resting limit order, say)."""
@@ -100,7 +105,7 @@ def drive(
         body = {
             "client_intent_id": f"drill-{uuid.uuid4().hex[:20]}",
             "strategy_id": "drill",
-            "broker_account_id": DRILL_ACCOUNT,
+            "broker_account_id": account,
             "symbol": "SPY",
             "side": "buy",
             "qty": "1",

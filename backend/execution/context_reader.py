@@ -108,7 +108,9 @@ def book_context(day: date, snapshot: RiskSnapshot, settings: Settings) -> BookC
         day=day,
         trades_today=snapshot.trades_today,
         position=snapshot.position,
-        exposure=exposure.exposure(snapshot.position, snapshot.orders, skew=skew),
+        exposure=exposure.exposure(
+            snapshot.position, snapshot.orders, skew=skew, untouched=snapshot.untouched
+        ),
         orders_last_minute=snapshot.orders_last_minute,
         rate_frees_in_s=snapshot.rate_frees_in_s,
         repeats_in_window=snapshot.repeats_in_window,

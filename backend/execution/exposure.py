@@ -93,6 +93,14 @@ class Exposure:
 
 
 @dataclass(frozen=True)
+class Untouched:
+    """Working orders that have not filled at all, by side: their whole quantity is working."""
+
+    buy: Decimal = ZERO
+    sell: Decimal = ZERO
+
+
+@dataclass(frozen=True)
 class _Split:
     """Where one order's quantity counts (see the module's table)."""
 
@@ -100,9 +108,19 @@ class _Split:
     on_its_side: Decimal  # unsigned
 
 
-def exposure(row: PositionRow | None, orders: Iterable[BookOrder], *, skew: timedelta) -> Exposure:
+def exposure(
+    row: PositionRow | None,
+    orders: Iterable[BookOrder],
+    *,
+    skew: timedelta,
+    untouched: Untouched | None = None,
+) -> Exposure:
+    """``untouched``: the total of working orders with no fill at all, summed by the store
+    rather than listed (each counts in full on its side, which is what ``split_order`` gives
+    such an order), so that a book of many resting orders costs one row, not one each."""
     position = row.qty if row is not None else ZERO
-    buy = sell = ZERO
+    buy = untouched.buy if untouched else ZERO
+    sell = untouched.sell if untouched else ZERO
     for order in orders:
         split = split_order(order, row, skew=skew)
         position += split.position

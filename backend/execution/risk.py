@@ -8,13 +8,13 @@ set EXEC_RISK_FAIL_OPEN, in which case it passes with a recorded warning.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from backend.execution.decisions import CheckResult
-from backend.execution.exposure import BookOrder, Exposure, PositionRow
+from backend.execution.exposure import BookOrder, Exposure, PositionRow, Untouched
 from backend.execution.intent import Side
 from backend.execution.vocabulary import CheckOutcome, Reason
 
@@ -31,6 +31,8 @@ class RiskSnapshot:
     trades_today: int
     position: PositionRow | None
     orders: tuple[BookOrder, ...] = ()
+    # Working orders with no fill at all, summed by side (see exposure.exposure).
+    untouched: Untouched = field(default_factory=Untouched)
     # Orders reserved for the account in the last 60 s, and when the oldest leaves the window.
     orders_last_minute: int = 0
     rate_frees_in_s: float | None = None

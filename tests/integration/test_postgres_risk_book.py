@@ -71,7 +71,7 @@ def check_and_reserve(
 
 
 def position_check(snap: RiskSnapshot, intent: OrderIntent, max_qty: str) -> Any:
-    current = exposure.exposure(snap.position, snap.orders, skew=SKEW)
+    current = exposure.exposure(snap.position, snap.orders, skew=SKEW, untouched=snap.untouched)
     return risk.max_position_check(
         intent.broker_account_id,
         intent.symbol,
@@ -85,7 +85,8 @@ def position_check(snap: RiskSnapshot, intent: OrderIntent, max_qty: str) -> Any
 
 def current_exposure(book: PostgresRiskBook, account: str, symbol: str = "SPY") -> Any:
     with book.hold(order(account, symbol=symbol), DAY, exclusive=False) as hold:
-        return exposure.exposure(hold.snapshot.position, hold.snapshot.orders, skew=SKEW)
+        snap = hold.snapshot
+        return exposure.exposure(snap.position, snap.orders, skew=SKEW, untouched=snap.untouched)
 
 
 def placed(intent: OrderIntent, order_id: str, status: str = "new") -> BrokerOrder:
@@ -252,3 +253,15 @@ def test_the_console_sees_the_same_exposure_as_the_limit(
     shown = exposure.exposure(seen.positions["SPY"], seen.orders.get("SPY", []), skew=SKEW)
     assert shown == current_exposure(book, account)
     assert (shown.position, shown.working_buy, shown.working_sell) == (40, 30, 0)
+
+
+def test_many_resting_orders_cost_one_summed_row_not_one_row_each(book: PostgresRiskBook) -> None:
+    account = unique("acct")
+    for _ in range(40):
+        resting = order(account, qty="2")
+        assert check_and_reserve(book, resting, 1000, "1000")
+        book.record_placed(resting, DAY, placed(resting, unique("o")))
+    with book.hold(order(account), DAY, exclusive=False) as hold:
+        assert hold.snapshot.orders == ()
+        assert hold.snapshot.untouched.buy == Decimal(80)
+    assert current_exposure(book, account).working_buy == Decimal(80)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from backend.execution.exposure import BookOrder, Exposure, Fill, PositionRow, exposure
+from backend.execution.exposure import BookOrder, Exposure, Fill, PositionRow, Untouched, exposure
 from backend.execution.intent import Side
 from backend.execution.risk import max_position_check
 from backend.execution.vocabulary import CheckOutcome, Reason
@@ -172,3 +172,9 @@ def test_fills_of_unknown_time_reported_after_the_rows_horizon_stay_working() ->
         filled_as_of=AS_OF + timedelta(seconds=5),
     )  # fmt: skip
     assert of(row("0"), reported_just_now).working_buy == 40
+
+
+def test_working_orders_without_fills_summed_by_the_store_count_as_if_listed() -> None:
+    listed = [order("buy", "30"), order("sell", "12"), order("buy", "5")]
+    summed = exposure(row("7"), [], skew=SKEW, untouched=Untouched(Decimal(35), Decimal(12)))
+    assert summed == of(row("7"), *listed)

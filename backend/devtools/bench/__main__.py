@@ -205,7 +205,13 @@ def path_report(stack: Stack, *, live: bool, duration_s: float) -> dict[str, Any
         if live:
             log("live: kill-switch flip under load")
             stack.switch.publish(EXECUTION_HALTED="0\n")
-            drill = drive(service.url, 50, 4, lambda: stack.switch.publish(EXECUTION_HALTED="1\n"))
+            drill = drive(
+                service.url,
+                25,
+                4,
+                lambda: stack.switch.publish(EXECUTION_HALTED="1\n"),
+                account=BENCH_ACCOUNT,
+            )
             report["kill_switch"] = {
                 k: v
                 for k, v in drill.report().items()

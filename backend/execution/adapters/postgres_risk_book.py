@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from backend.execution.adapters.postgres_schema import SchemaGuard
 from backend.execution.decisions import BrokerOrder
 from backend.execution.errors import RiskDataUnavailable
-from backend.execution.exposure import BookOrder, Fill, PositionRow
+from backend.execution.exposure import BookOrder, Fill, PositionRow, Untouched
 from backend.execution.fills import FINAL_STATUSES, broker_time
 from backend.execution.intent import OrderIntent, Side
 from backend.execution.risk import RiskSnapshot
@@ -57,6 +57,12 @@ WITH position AS (
       AND o.client_intent_id <> %(intent)s AND o.state <> 'released'
       AND (o.state IN ('reserved', 'working') OR o.last_fill_at > h.t
            OR (o.filled_qty > o.fills_qty AND coalesce(o.filled_as_of > h.t, true)))
+), untouched AS (
+    -- Working orders without any fill count in full on their side: summed here, not listed.
+    SELECT client_intent_id FROM orders
+    WHERE state IN ('reserved', 'working') AND filled_qty = 0
+      AND NOT EXISTS (SELECT 1 FROM public.execution_fills f
+                      WHERE f.client_intent_id = orders.client_intent_id)
 )
 SELECT
     (SELECT count(*) FROM public.execution_orders
@@ -75,7 +81,12 @@ SELECT
         'older', (SELECT json_build_array(sum(f.qty)::text, max(f.transaction_time))
                   FROM public.execution_fills f, horizon h
                   WHERE f.client_intent_id = o.client_intent_id AND f.transaction_time <= h.t)
-    )), '[]'::json) FROM orders o),
+    )), '[]'::json) FROM orders o
+     WHERE o.client_intent_id NOT IN (SELECT client_intent_id FROM untouched)),
+    (SELECT json_build_array(
+        coalesce(sum(o.qty) FILTER (WHERE o.side = 'buy'), 0)::text,
+        coalesce(sum(o.qty) FILTER (WHERE o.side = 'sell'), 0)::text)
+     FROM orders o WHERE o.client_intent_id IN (SELECT client_intent_id FROM untouched)),
     (SELECT json_build_array(count(*),
                              extract(epoch FROM min(reserved_at) + interval '60 s' - clock_timestamp()))
      FROM public.execution_orders
@@ -271,7 +282,7 @@ def _params(intent: OrderIntent, on: date) -> dict[str, object]:
 
 def _snapshot(row: tuple[object, ...] | None) -> RiskSnapshot:
     assert row is not None  # a SELECT without FROM always yields one row
-    trades, qty, as_of, orders, rate, repeats, latch, halt = row
+    trades, qty, as_of, orders, untouched, rate, repeats, latch, halt = row
     position = (
         PositionRow(Decimal(str(qty)), as_of)
         if qty is not None and isinstance(as_of, datetime)
@@ -283,6 +294,7 @@ def _snapshot(row: tuple[object, ...] | None) -> RiskSnapshot:
         trades_today=int(str(trades)),
         position=position,
         orders=tuple(book_order_from_json(item) for item in json_list(orders)),
+        untouched=Untouched(*(Decimal(total) for total in json_list(untouched))),
         orders_last_minute=int(recent or 0),
         rate_frees_in_s=float(frees_in) if frees_in is not None else None,
         repeats_in_window=int(str(repeats)),
