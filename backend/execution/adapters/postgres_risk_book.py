@@ -51,18 +51,16 @@ WITH position AS (
     SELECT coalesce((SELECT updated_at FROM position) - make_interval(secs => %(skew)s),
                     '-infinity'::timestamptz) AS t
 ), orders AS (
-    SELECT o.client_intent_id, o.side, o.qty, o.filled_qty, o.state, o.filled_as_of
+    SELECT o.client_intent_id, o.side, o.qty, o.filled_qty, o.state, o.filled_as_of,
+           -- Working and without any fill (fills_qty moves with every recorded fill): counts
+           -- in full on its side, so it is summed rather than listed.
+           (o.state IN ('reserved', 'working') AND o.filled_qty = 0 AND o.fills_qty = 0)
+               AS untouched
     FROM public.execution_orders o, horizon h
     WHERE o.broker_account_id = %(account)s AND o.symbol = %(symbol)s
       AND o.client_intent_id <> %(intent)s AND o.state <> 'released'
       AND (o.state IN ('reserved', 'working') OR o.last_fill_at > h.t
            OR (o.filled_qty > o.fills_qty AND coalesce(o.filled_as_of > h.t, true)))
-), untouched AS (
-    -- Working orders without any fill count in full on their side: summed here, not listed.
-    SELECT client_intent_id FROM orders
-    WHERE state IN ('reserved', 'working') AND filled_qty = 0
-      AND NOT EXISTS (SELECT 1 FROM public.execution_fills f
-                      WHERE f.client_intent_id = orders.client_intent_id)
 )
 SELECT
     (SELECT count(*) FROM public.execution_orders
@@ -81,12 +79,11 @@ SELECT
         'older', (SELECT json_build_array(sum(f.qty)::text, max(f.transaction_time))
                   FROM public.execution_fills f, horizon h
                   WHERE f.client_intent_id = o.client_intent_id AND f.transaction_time <= h.t)
-    )), '[]'::json) FROM orders o
-     WHERE o.client_intent_id NOT IN (SELECT client_intent_id FROM untouched)),
+    )), '[]'::json) FROM orders o WHERE NOT o.untouched),
     (SELECT json_build_array(
         coalesce(sum(o.qty) FILTER (WHERE o.side = 'buy'), 0)::text,
         coalesce(sum(o.qty) FILTER (WHERE o.side = 'sell'), 0)::text)
-     FROM orders o WHERE o.client_intent_id IN (SELECT client_intent_id FROM untouched)),
+     FROM orders o WHERE o.untouched),
     (SELECT json_build_array(count(*),
                              extract(epoch FROM min(reserved_at) + interval '60 s' - clock_timestamp()))
      FROM public.execution_orders
