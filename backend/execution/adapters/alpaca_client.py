@@ -35,7 +35,9 @@ class _BoundedSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-class ThreadLocalClients:
+class _PerThread:
+    """One client per thread, built on first use by ``_build`` and tamed (bounded, no retries)."""
+
     def __init__(self, api_key: str, secret_key: str, base_url: str, timeout_s: float) -> None:
         self._api_key = api_key
         self._secret_key = secret_key
@@ -43,17 +45,30 @@ class ThreadLocalClients:
         self._timeout_s = timeout_s
         self._local = threading.local()
 
-    def get(self) -> TradingClient:
-        client: TradingClient | None = getattr(self._local, "client", None)
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
         if client is None:
-            client = TradingClient(
-                self._api_key,
-                self._secret_key,
-                paper=not is_live_host(self._base_url),
-                url_override=self._base_url,
-            )
-            _tame(client, _BoundedSession(self._timeout_s))
+            client = self._build()
             self._local.client = client
+        return client
+
+    def _build(self) -> RESTClient:
+        raise NotImplementedError
+
+
+class ThreadLocalClients(_PerThread):
+    def get(self) -> TradingClient:
+        client: TradingClient = self._client()
+        return client
+
+    def _build(self) -> RESTClient:
+        client = TradingClient(
+            self._api_key,
+            self._secret_key,
+            paper=not is_live_host(self._base_url),
+            url_override=self._base_url,
+        )
+        _tame(client, _BoundedSession(self._timeout_s))
         return client
 
 
@@ -72,26 +87,20 @@ class _ExactJsonSession(_BoundedSession):
         return response
 
 
-class ThreadLocalDataClients:
+class ThreadLocalDataClients(_PerThread):
     """alpaca-py's StockHistoricalDataClient for raw reads: one per thread, bounded, no
     retries, and ``get()`` returns prices as Decimal. Never use its model methods
     (``get_stock_latest_trade`` and the like): their models hold prices as float."""
 
-    def __init__(self, api_key: str, secret_key: str, base_url: str, timeout_s: float) -> None:
-        self._api_key = api_key
-        self._secret_key = secret_key
-        self._base_url = base_url
-        self._timeout_s = timeout_s
-        self._local = threading.local()
-
     def get(self) -> StockHistoricalDataClient:
-        client: StockHistoricalDataClient | None = getattr(self._local, "client", None)
-        if client is None:
-            client = StockHistoricalDataClient(
-                self._api_key, self._secret_key, url_override=self._base_url
-            )
-            _tame(client, _ExactJsonSession(self._timeout_s))
-            self._local.client = client
+        client: StockHistoricalDataClient = self._client()
+        return client
+
+    def _build(self) -> RESTClient:
+        client = StockHistoricalDataClient(
+            self._api_key, self._secret_key, url_override=self._base_url
+        )
+        _tame(client, _ExactJsonSession(self._timeout_s))
         return client
 
 

@@ -40,21 +40,15 @@ class AlpacaReader:
         return _as_list(self._get("/orders", params))
 
     def get_order(self, broker_order_id: str) -> dict[str, Any] | None:
-        try:
-            raw = self._clients.get().get(f"/orders/{broker_order_id}")
-        except APIError as exc:
-            if exc.status_code == 404:
-                return None
-            raise BrokerUnavailable(describe_api_error(exc), outcome_unknown=False) from None
-        except requests.exceptions.RequestException as exc:
-            raise BrokerUnavailable(type(exc).__name__, outcome_unknown=False) from exc
-        return raw if isinstance(raw, dict) else None
+        return self._one(f"/orders/{broker_order_id}", None)
 
     def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        return self._one("/orders:by_client_order_id", {"client_order_id": client_order_id})
+
+    def _one(self, path: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
+        """One order, or None when the broker does not know it (404)."""
         try:
-            raw = self._clients.get().get(
-                "/orders:by_client_order_id", {"client_order_id": client_order_id}
-            )
+            raw = self._clients.get().get(path, params)
         except APIError as exc:
             if exc.status_code == 404:
                 return None
